@@ -20,6 +20,10 @@ from mpsim.randbits import LFSRGrid, LFSRSpec
 __all__ = ["MACArray"]
 
 
+#: Registers from a PE row's read to its buffers' shift (the last is each slot's enable), where the rows leave time.
+SHIFT_STAGES = 3
+
+
 def _next(counter: Signal, n: int) -> Value:
     """``counter + 1`` modulo ``n``."""
     return Mux(counter == n - 1, 0, counter + 1)
@@ -381,13 +385,18 @@ class MACArray(wiring.Component):
                     m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
                 # BUFFER_STAGES registers between each PE and its place in the buffer (hls_gen.spec says why). The
                 # load registers are kept apart: the first has the same input as the next PE's control register.
+                # With several sums in rows of PEs the buffer's slots take their last load stage as enables of their
+                # own (below); the last PE's is still needed to count the tile in.
+                slot_enables = sums > 1 and rows > 1
                 load, flushed, flushed_mode = pe.flush, pe.flush_sum, pe.flush_mode if mac.mode_bits else None
                 for i in range(BUFFER_STAGES):
-                    load = registered(m, None, load, f"buffer_load_{r}_{c}_{i}", keep=True)
+                    before = load
+                    if i < BUFFER_STAGES - 1 or not slot_enables or (r, c) == (rows - 1, cols - 1):
+                        load = registered(m, None, load, f"buffer_load_{r}_{c}_{i}", keep=True)
                     flushed = forward(flushed, f"buffer_in_{r}_{c}_{i}")
                     if flushed_mode is not None:
                         flushed_mode = forward(flushed_mode, f"buffer_in_mode_{r}_{c}_{i}")
-                flushes[-1].append((load, flushed))
+                flushes[-1].append((load, flushed, before))
                 if flushed_mode is not None:
                     last_mode = flushed_mode
                 if c < cols - 1:
@@ -413,15 +422,18 @@ class MACArray(wiring.Component):
         # the PE row of the output row (with one sum per PE, the row itself)
         part = None if rows == 1 else row if sums == 1 else Signal(range(rows), name="row_part")
         take = Signal(name="take")
-        last_flush, _ = flushes[-1][-1]
+        last_flush, _, _ = flushes[-1][-1]
         taken = ring("taken")  # sums PE (R-1, C-1) has flushed of the incoming tile
         tile_in = Signal(name="tile_in")  # the tile's last sum is flushed: the buffer is full from the next cycle
         m.d.comb += tile_in.eq(last_flush & at(taken, sums - 1))
         reads = _row_reads(m, rows, sums, tile_in, out.ready) if sums > 1 and rows > 1 else []
-        # a read's shift takes effect shift_stages + 1 cycles later; row r is read again rows cycles later
-        shift_stages = max(1, min(BUFFER_STAGES, rows - 1))
+        # A read's shift takes effect shift_stages + 1 cycles later; row r is read again rows cycles later. Three
+        # stages where the rows leave time: with two, the 8 x 8 e5m6 stochastic:8 array's critical path was a row's
+        # read state (by the output) to a PE's first shift register (9.9 of 11.1 ns routing, 90.0 MHz).
+        shift_stages = max(1, min(SHIFT_STAGES, rows - 1))
         for r in range(rows):
             for c in range(cols):
+                pe_flush, pe_sum, pe_flush_before = flushes[r][c]
                 shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
                 if sums > 1 and rows == 1:  # read every cycle: the shift follows the read at once
                     shift = take
@@ -434,9 +446,20 @@ class MACArray(wiring.Component):
                     # array's critical path was that register by the read state to the buffer's clock enable
                     # across the device (10.3 ns of routing, 90.4 MHz).
                     shift = reads[r]
-                    for i in range(shift_stages):
+                    for i in range(shift_stages - 1):
                         shift = registered(m, None, shift, f"buffer_shift_{r}_{c}_{i}", keep=True)
-                pe_flush, pe_sum = flushes[r][c]
+                    # Each slot's clock enable is a kept register of its own (load or shift, one stage early), so
+                    # that no net drives the L x acc_bits flip-flops of a buffer whose slots nextpnr spreads from
+                    # the PE to the output multiplexer: with one enable per PE, that net crossed the device (the 8 x 8
+                    # arrays' critical path, 82-91 MHz).
+                    enables = [
+                        registered(m, None, pe_flush_before | shift, f"buffer_enable_{r}_{c}_{l}", keep=True)
+                        for l in range(sums)
+                    ]
+                    for l in range(sums):
+                        with m.If(enables[l]):
+                            m.d.sync += buffer[r][c][l].eq(buffer[r][c][l + 1] if l < sums - 1 else pe_sum)
+                    continue
                 with m.If(pe_flush | shift):
                     m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
                     m.d.sync += buffer[r][c][-1].eq(pe_sum)

@@ -113,240 +113,240 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \$192 ;
   wire \$193 ;
   wire \$194 ;
-  wire [3:0] \$195 ;
-  wire [3:0] \$196 ;
+  wire \$195 ;
+  wire \$196 ;
   wire \$197 ;
-  wire [2:0] \$198 ;
-  wire [2:0] \$199 ;
+  wire \$198 ;
+  wire \$199 ;
   wire \$2 ;
   wire [3:0] \$20 ;
   wire \$200 ;
-  wire [5:0] \$201 ;
-  reg [2:0] \$202 ;
-  reg [2:0] \$203 ;
-  reg \$204 ;
-  reg \$205 ;
-  reg \$206 ;
-  reg [2:0] \$207 ;
-  reg [2:0] \$208 ;
-  reg [2:0] \$209 ;
+  wire \$201 ;
+  wire \$202 ;
+  wire \$203 ;
+  wire \$204 ;
+  wire \$205 ;
+  wire \$206 ;
+  wire \$207 ;
+  wire \$208 ;
+  wire \$209 ;
   wire [3:0] \$21 ;
-  reg \$210 ;
-  reg \$211 ;
-  reg [2:0] \$212 ;
-  reg \$213 ;
-  reg \$214 ;
-  reg [2:0] \$215 ;
-  reg \$216 ;
-  reg \$217 ;
-  reg [2:0] \$218 ;
-  reg \$219 ;
+  wire \$210 ;
+  wire \$211 ;
+  wire \$212 ;
+  wire \$213 ;
+  wire \$214 ;
+  wire \$215 ;
+  wire \$216 ;
+  wire \$217 ;
+  wire \$218 ;
+  wire \$219 ;
   wire \$22 ;
-  reg \$220 ;
-  reg \$221 ;
-  reg \$222 ;
-  reg [2:0] \$223 ;
-  reg \$224 ;
-  reg \$225 ;
-  reg [2:0] \$226 ;
-  reg \$227 ;
-  reg \$228 ;
-  reg [2:0] \$229 ;
+  wire \$220 ;
+  wire \$221 ;
+  wire \$222 ;
+  wire \$223 ;
+  wire \$224 ;
+  wire \$225 ;
+  wire \$226 ;
+  wire \$227 ;
+  wire \$228 ;
+  wire \$229 ;
   wire \$23 ;
-  reg \$230 ;
-  reg \$231 ;
-  reg \$232 ;
-  reg \$233 ;
-  reg [2:0] \$234 ;
-  reg \$235 ;
-  reg \$236 ;
-  reg [2:0] \$237 ;
-  reg \$238 ;
-  reg \$239 ;
+  wire \$230 ;
+  wire \$231 ;
+  wire \$232 ;
+  wire \$233 ;
+  wire \$234 ;
+  wire \$235 ;
+  wire \$236 ;
+  wire \$237 ;
+  wire \$238 ;
+  wire \$239 ;
   wire \$24 ;
-  reg [2:0] \$240 ;
-  reg \$241 ;
-  reg \$242 ;
-  reg \$243 ;
-  reg \$244 ;
-  reg [2:0] \$245 ;
-  reg \$246 ;
-  reg \$247 ;
-  reg [2:0] \$248 ;
-  reg \$249 ;
+  wire \$240 ;
+  wire \$241 ;
+  wire \$242 ;
+  wire \$243 ;
+  wire \$244 ;
+  wire \$245 ;
+  wire \$246 ;
+  wire \$247 ;
+  wire \$248 ;
+  wire \$249 ;
   wire \$25 ;
-  reg \$250 ;
-  reg [2:0] \$251 ;
-  reg \$252 ;
-  reg \$253 ;
-  reg \$254 ;
-  reg [3:0] \$255 ;
-  reg \$256 ;
-  reg [3:0] \$257 ;
-  reg \$258 ;
-  reg [3:0] \$259 ;
+  wire \$250 ;
+  wire \$251 ;
+  wire \$252 ;
+  wire \$253 ;
+  wire \$254 ;
+  wire \$255 ;
+  wire \$256 ;
+  wire \$257 ;
+  wire \$258 ;
+  wire \$259 ;
   wire \$26 ;
-  reg \$260 ;
-  reg [3:0] \$261 ;
-  reg \$262 ;
-  reg \$263 ;
-  reg [11:0] \$264 ;
-  reg [11:0] \$265 ;
-  reg [11:0] \$266 ;
-  reg [11:0] \$267 ;
-  reg [11:0] \$268 ;
-  reg [11:0] \$269 ;
+  wire \$260 ;
+  wire \$261 ;
+  wire \$262 ;
+  wire \$263 ;
+  wire \$264 ;
+  wire \$265 ;
+  wire \$266 ;
+  wire \$267 ;
+  wire \$268 ;
+  wire \$269 ;
   wire [5:0] \$27 ;
-  reg [11:0] \$270 ;
-  reg [11:0] \$271 ;
-  reg \$272 ;
-  reg \$273 ;
-  reg [11:0] \$274 ;
-  reg [11:0] \$275 ;
-  reg [11:0] \$276 ;
-  reg [11:0] \$277 ;
-  reg [11:0] \$278 ;
-  reg [11:0] \$279 ;
+  wire \$270 ;
+  wire \$271 ;
+  wire \$272 ;
+  wire \$273 ;
+  wire \$274 ;
+  wire \$275 ;
+  wire \$276 ;
+  wire \$277 ;
+  wire \$278 ;
+  wire \$279 ;
   wire [4:0] \$28 ;
-  reg [11:0] \$280 ;
-  reg [11:0] \$281 ;
-  reg \$282 ;
-  reg \$283 ;
-  reg [11:0] \$284 ;
-  reg [11:0] \$285 ;
-  reg [11:0] \$286 ;
-  reg [11:0] \$287 ;
-  reg [11:0] \$288 ;
-  reg [11:0] \$289 ;
+  wire \$280 ;
+  wire \$281 ;
+  wire \$282 ;
+  wire \$283 ;
+  wire \$284 ;
+  wire \$285 ;
+  wire \$286 ;
+  wire \$287 ;
+  wire \$288 ;
+  wire \$289 ;
   wire [4:0] \$29 ;
-  reg [11:0] \$290 ;
-  reg [11:0] \$291 ;
-  reg \$292 ;
-  reg \$293 ;
-  reg [11:0] \$294 ;
-  reg [11:0] \$295 ;
-  reg [11:0] \$296 ;
-  reg [11:0] \$297 ;
-  reg [11:0] \$298 ;
-  reg [11:0] \$299 ;
+  wire \$290 ;
+  wire \$291 ;
+  wire \$292 ;
+  wire \$293 ;
+  wire \$294 ;
+  wire \$295 ;
+  wire \$296 ;
+  wire \$297 ;
+  wire \$298 ;
+  wire \$299 ;
   wire \$3 ;
   wire [4:0] \$30 ;
-  reg [11:0] \$300 ;
-  reg [11:0] \$301 ;
-  reg \$302 ;
-  reg \$303 ;
-  reg [11:0] \$304 ;
-  reg [11:0] \$305 ;
-  reg [11:0] \$306 ;
-  reg [11:0] \$307 ;
-  reg [11:0] \$308 ;
-  reg [11:0] \$309 ;
+  wire \$300 ;
+  wire \$301 ;
+  wire \$302 ;
+  wire \$303 ;
+  wire \$304 ;
+  wire \$305 ;
+  wire \$306 ;
+  wire [3:0] \$307 ;
+  wire [3:0] \$308 ;
+  wire \$309 ;
   wire [5:0] \$31 ;
-  reg [11:0] \$310 ;
-  reg [11:0] \$311 ;
-  reg \$312 ;
-  reg \$313 ;
-  reg [11:0] \$314 ;
-  reg [11:0] \$315 ;
-  reg [11:0] \$316 ;
-  reg [11:0] \$317 ;
-  reg [11:0] \$318 ;
-  reg [11:0] \$319 ;
+  wire [2:0] \$310 ;
+  wire [2:0] \$311 ;
+  wire \$312 ;
+  wire [5:0] \$313 ;
+  reg [2:0] \$314 ;
+  reg [2:0] \$315 ;
+  reg \$316 ;
+  reg \$317 ;
+  reg \$318 ;
+  reg [2:0] \$319 ;
   wire \$32 ;
-  reg [11:0] \$320 ;
-  reg [11:0] \$321 ;
+  reg [2:0] \$320 ;
+  reg [2:0] \$321 ;
   reg \$322 ;
-  reg \$323 ;
-  reg [11:0] \$324 ;
-  reg [11:0] \$325 ;
-  reg [11:0] \$326 ;
-  reg [11:0] \$327 ;
-  reg [11:0] \$328 ;
-  reg [11:0] \$329 ;
+  reg [2:0] \$323 ;
+  reg \$324 ;
+  reg [2:0] \$325 ;
+  reg \$326 ;
+  reg [2:0] \$327 ;
+  reg \$328 ;
+  reg \$329 ;
   wire [3:0] \$33 ;
-  reg [11:0] \$330 ;
-  reg [11:0] \$331 ;
-  reg \$332 ;
+  reg [2:0] \$330 ;
+  reg \$331 ;
+  reg [2:0] \$332 ;
   reg \$333 ;
-  reg [11:0] \$334 ;
-  reg [11:0] \$335 ;
-  reg [11:0] \$336 ;
-  reg [11:0] \$337 ;
-  reg [11:0] \$338 ;
-  reg [11:0] \$339 ;
+  reg [2:0] \$334 ;
+  reg \$335 ;
+  reg \$336 ;
+  reg [2:0] \$337 ;
+  reg \$338 ;
+  reg [2:0] \$339 ;
   wire [5:0] \$34 ;
-  reg [11:0] \$340 ;
-  reg [11:0] \$341 ;
+  reg \$340 ;
+  reg [2:0] \$341 ;
   reg \$342 ;
   reg \$343 ;
-  reg [11:0] \$344 ;
-  reg [11:0] \$345 ;
-  reg [11:0] \$346 ;
-  reg [11:0] \$347 ;
-  reg [11:0] \$348 ;
-  reg [11:0] \$349 ;
+  reg [2:0] \$344 ;
+  reg \$345 ;
+  reg [2:0] \$346 ;
+  reg \$347 ;
+  reg [2:0] \$348 ;
+  reg \$349 ;
   wire [5:0] \$35 ;
-  reg [11:0] \$350 ;
-  reg [11:0] \$351 ;
-  reg \$352 ;
+  reg \$350 ;
+  reg \$351 ;
+  reg [3:0] \$352 ;
   reg \$353 ;
-  reg [11:0] \$354 ;
-  reg [11:0] \$355 ;
-  reg [11:0] \$356 ;
-  reg [11:0] \$357 ;
-  reg [11:0] \$358 ;
-  reg [11:0] \$359 ;
+  reg [3:0] \$354 ;
+  reg \$355 ;
+  reg [3:0] \$356 ;
+  reg \$357 ;
+  reg [3:0] \$358 ;
+  reg \$359 ;
   wire [3:0] \$36 ;
-  reg [11:0] \$360 ;
-  reg [11:0] \$361 ;
+  reg \$360 ;
+  reg \$361 ;
   reg \$362 ;
   reg \$363 ;
-  reg [11:0] \$364 ;
-  reg [11:0] \$365 ;
-  reg [11:0] \$366 ;
-  reg [11:0] \$367 ;
-  reg [11:0] \$368 ;
+  reg \$364 ;
+  reg \$365 ;
+  reg \$366 ;
+  reg \$367 ;
+  reg \$368 ;
   reg [11:0] \$369 ;
   wire [3:0] \$37 ;
   reg [11:0] \$370 ;
   reg [11:0] \$371 ;
-  reg \$372 ;
-  reg \$373 ;
+  reg [11:0] \$372 ;
+  reg [11:0] \$373 ;
   reg [11:0] \$374 ;
   reg [11:0] \$375 ;
   reg [11:0] \$376 ;
-  reg [11:0] \$377 ;
-  reg [11:0] \$378 ;
-  reg [11:0] \$379 ;
+  reg \$377 ;
+  reg \$378 ;
+  reg \$379 ;
   wire [3:0] \$38 ;
-  reg [11:0] \$380 ;
-  reg [11:0] \$381 ;
+  reg \$380 ;
+  reg \$381 ;
   reg \$382 ;
   reg \$383 ;
-  reg [11:0] \$384 ;
-  reg [11:0] \$385 ;
-  reg [11:0] \$386 ;
+  reg \$384 ;
+  reg \$385 ;
+  reg \$386 ;
   reg [11:0] \$387 ;
   reg [11:0] \$388 ;
   reg [11:0] \$389 ;
   wire \$39 ;
   reg [11:0] \$390 ;
   reg [11:0] \$391 ;
-  reg \$392 ;
-  reg \$393 ;
+  reg [11:0] \$392 ;
+  reg [11:0] \$393 ;
   reg [11:0] \$394 ;
-  reg [11:0] \$395 ;
-  reg [11:0] \$396 ;
-  reg [11:0] \$397 ;
-  reg [11:0] \$398 ;
-  reg [11:0] \$399 ;
+  reg \$395 ;
+  reg \$396 ;
+  reg \$397 ;
+  reg \$398 ;
+  reg \$399 ;
   wire \$4 ;
   wire \$40 ;
-  reg [11:0] \$400 ;
-  reg [11:0] \$401 ;
+  reg \$400 ;
+  reg \$401 ;
   reg \$402 ;
   reg \$403 ;
-  reg [11:0] \$404 ;
+  reg \$404 ;
   reg [11:0] \$405 ;
   reg [11:0] \$406 ;
   reg [11:0] \$407 ;
@@ -355,46 +355,271 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \$41 ;
   reg [11:0] \$410 ;
   reg [11:0] \$411 ;
-  reg \$412 ;
+  reg [11:0] \$412 ;
   reg \$413 ;
-  reg [11:0] \$414 ;
-  reg [11:0] \$415 ;
-  reg [11:0] \$416 ;
-  reg [11:0] \$417 ;
-  reg [11:0] \$418 ;
-  reg [11:0] \$419 ;
+  reg \$414 ;
+  reg \$415 ;
+  reg \$416 ;
+  reg \$417 ;
+  reg \$418 ;
+  reg \$419 ;
   wire \$42 ;
-  reg [11:0] \$420 ;
-  reg [11:0] \$421 ;
-  reg [2:0] \$422 ;
-  reg \$423 ;
-  reg [1:0] \$424 ;
-  reg [4:0] \$425 ;
+  reg \$420 ;
+  reg \$421 ;
+  reg \$422 ;
+  reg [11:0] \$423 ;
+  reg [11:0] \$424 ;
+  reg [11:0] \$425 ;
+  reg [11:0] \$426 ;
+  reg [11:0] \$427 ;
+  reg [11:0] \$428 ;
+  reg [11:0] \$429 ;
   wire \$43 ;
+  reg [11:0] \$430 ;
+  reg \$431 ;
+  reg \$432 ;
+  reg \$433 ;
+  reg \$434 ;
+  reg \$435 ;
+  reg \$436 ;
+  reg \$437 ;
+  reg \$438 ;
+  reg \$439 ;
   wire [5:0] \$44 ;
+  reg \$440 ;
+  reg [11:0] \$441 ;
+  reg [11:0] \$442 ;
+  reg [11:0] \$443 ;
+  reg [11:0] \$444 ;
+  reg [11:0] \$445 ;
+  reg [11:0] \$446 ;
+  reg [11:0] \$447 ;
+  reg [11:0] \$448 ;
+  reg \$449 ;
   wire [4:0] \$45 ;
+  reg \$450 ;
+  reg \$451 ;
+  reg \$452 ;
+  reg \$453 ;
+  reg \$454 ;
+  reg \$455 ;
+  reg \$456 ;
+  reg \$457 ;
+  reg \$458 ;
+  reg [11:0] \$459 ;
   wire [4:0] \$46 ;
+  reg [11:0] \$460 ;
+  reg [11:0] \$461 ;
+  reg [11:0] \$462 ;
+  reg [11:0] \$463 ;
+  reg [11:0] \$464 ;
+  reg [11:0] \$465 ;
+  reg [11:0] \$466 ;
+  reg \$467 ;
+  reg \$468 ;
+  reg \$469 ;
   wire [4:0] \$47 ;
+  reg \$470 ;
+  reg \$471 ;
+  reg \$472 ;
+  reg \$473 ;
+  reg \$474 ;
+  reg \$475 ;
+  reg \$476 ;
+  reg [11:0] \$477 ;
+  reg [11:0] \$478 ;
+  reg [11:0] \$479 ;
   wire [5:0] \$48 ;
+  reg [11:0] \$480 ;
+  reg [11:0] \$481 ;
+  reg [11:0] \$482 ;
+  reg [11:0] \$483 ;
+  reg [11:0] \$484 ;
+  reg \$485 ;
+  reg \$486 ;
+  reg \$487 ;
+  reg \$488 ;
+  reg \$489 ;
   wire \$49 ;
+  reg \$490 ;
+  reg \$491 ;
+  reg \$492 ;
+  reg \$493 ;
+  reg \$494 ;
+  reg [11:0] \$495 ;
+  reg [11:0] \$496 ;
+  reg [11:0] \$497 ;
+  reg [11:0] \$498 ;
+  reg [11:0] \$499 ;
   wire \$5 ;
   wire [3:0] \$50 ;
+  reg [11:0] \$500 ;
+  reg [11:0] \$501 ;
+  reg [11:0] \$502 ;
+  reg \$503 ;
+  reg \$504 ;
+  reg \$505 ;
+  reg \$506 ;
+  reg \$507 ;
+  reg \$508 ;
+  reg \$509 ;
   wire [5:0] \$51 ;
+  reg \$510 ;
+  reg \$511 ;
+  reg \$512 ;
+  reg [11:0] \$513 ;
+  reg [11:0] \$514 ;
+  reg [11:0] \$515 ;
+  reg [11:0] \$516 ;
+  reg [11:0] \$517 ;
+  reg [11:0] \$518 ;
+  reg [11:0] \$519 ;
   wire [5:0] \$52 ;
+  reg [11:0] \$520 ;
+  reg \$521 ;
+  reg \$522 ;
+  reg \$523 ;
+  reg \$524 ;
+  reg \$525 ;
+  reg \$526 ;
+  reg \$527 ;
+  reg \$528 ;
+  reg \$529 ;
   wire [3:0] \$53 ;
+  reg \$530 ;
+  reg [11:0] \$531 ;
+  reg [11:0] \$532 ;
+  reg [11:0] \$533 ;
+  reg [11:0] \$534 ;
+  reg [11:0] \$535 ;
+  reg [11:0] \$536 ;
+  reg [11:0] \$537 ;
+  reg [11:0] \$538 ;
+  reg \$539 ;
   wire [3:0] \$54 ;
+  reg \$540 ;
+  reg \$541 ;
+  reg \$542 ;
+  reg \$543 ;
+  reg \$544 ;
+  reg \$545 ;
+  reg \$546 ;
+  reg \$547 ;
+  reg \$548 ;
+  reg [11:0] \$549 ;
   wire [3:0] \$55 ;
+  reg [11:0] \$550 ;
+  reg [11:0] \$551 ;
+  reg [11:0] \$552 ;
+  reg [11:0] \$553 ;
+  reg [11:0] \$554 ;
+  reg [11:0] \$555 ;
+  reg [11:0] \$556 ;
+  reg \$557 ;
+  reg \$558 ;
+  reg \$559 ;
   wire \$56 ;
+  reg \$560 ;
+  reg \$561 ;
+  reg \$562 ;
+  reg \$563 ;
+  reg \$564 ;
+  reg \$565 ;
+  reg \$566 ;
+  reg [11:0] \$567 ;
+  reg [11:0] \$568 ;
+  reg [11:0] \$569 ;
   wire \$57 ;
+  reg [11:0] \$570 ;
+  reg [11:0] \$571 ;
+  reg [11:0] \$572 ;
+  reg [11:0] \$573 ;
+  reg [11:0] \$574 ;
+  reg \$575 ;
+  reg \$576 ;
+  reg \$577 ;
+  reg \$578 ;
+  reg \$579 ;
   wire \$58 ;
+  reg \$580 ;
+  reg \$581 ;
+  reg \$582 ;
+  reg \$583 ;
+  reg \$584 ;
+  reg [11:0] \$585 ;
+  reg [11:0] \$586 ;
+  reg [11:0] \$587 ;
+  reg [11:0] \$588 ;
+  reg [11:0] \$589 ;
   wire \$59 ;
+  reg [11:0] \$590 ;
+  reg [11:0] \$591 ;
+  reg [11:0] \$592 ;
+  reg \$593 ;
+  reg \$594 ;
+  reg \$595 ;
+  reg \$596 ;
+  reg \$597 ;
+  reg \$598 ;
+  reg \$599 ;
   wire \$6 ;
   wire \$60 ;
+  reg \$600 ;
+  reg \$601 ;
+  reg \$602 ;
+  reg [11:0] \$603 ;
+  reg [11:0] \$604 ;
+  reg [11:0] \$605 ;
+  reg [11:0] \$606 ;
+  reg [11:0] \$607 ;
+  reg [11:0] \$608 ;
+  reg [11:0] \$609 ;
   wire [5:0] \$61 ;
+  reg [11:0] \$610 ;
+  reg \$611 ;
+  reg \$612 ;
+  reg \$613 ;
+  reg \$614 ;
+  reg \$615 ;
+  reg \$616 ;
+  reg \$617 ;
+  reg \$618 ;
+  reg \$619 ;
   wire [4:0] \$62 ;
+  reg \$620 ;
+  reg [11:0] \$621 ;
+  reg [11:0] \$622 ;
+  reg [11:0] \$623 ;
+  reg [11:0] \$624 ;
+  reg [11:0] \$625 ;
+  reg [11:0] \$626 ;
+  reg [11:0] \$627 ;
+  reg [11:0] \$628 ;
+  reg \$629 ;
   wire [4:0] \$63 ;
+  reg \$630 ;
+  reg \$631 ;
+  reg \$632 ;
+  reg \$633 ;
+  reg \$634 ;
+  reg \$635 ;
+  reg \$636 ;
+  reg \$637 ;
+  reg \$638 ;
+  reg [11:0] \$639 ;
   wire [4:0] \$64 ;
+  reg [11:0] \$640 ;
+  reg [11:0] \$641 ;
+  reg [11:0] \$642 ;
+  reg [11:0] \$643 ;
+  reg [11:0] \$644 ;
+  reg [11:0] \$645 ;
+  reg [11:0] \$646 ;
+  reg [2:0] \$647 ;
+  reg \$648 ;
+  reg [1:0] \$649 ;
   wire [5:0] \$65 ;
+  reg [4:0] \$650 ;
   wire \$66 ;
   wire [3:0] \$67 ;
   wire [5:0] \$68 ;
@@ -922,6 +1147,262 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   reg [11:0] buffer_3_3_5 = 12'h000;
   reg [11:0] buffer_3_3_6 = 12'h000;
   reg [11:0] buffer_3_3_7 = 12'h000;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_2_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_3_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_2_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_3_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_0_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_1_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_2_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_2_3_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_0_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_1_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_2_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_3_3_7 = 1'h0;
   (* init = 1'h0 *)
   wire buffer_full;
   reg [11:0] buffer_in_0_0_0 = 12'h000;
@@ -967,63 +1448,33 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   (* keep = 32'd1 *)
   reg buffer_load_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_0_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_0_1_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_0_1_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_0_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_2_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_0_3_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_0_3_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_1_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_0_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_1_1_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_1_1_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_1_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_1_2_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_1_3_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_1_3_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_2_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_0_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_2_1_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_2_1_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_2_2_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_2_2_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_2_3_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_2_3_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_3_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_0_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_3_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_3_1_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_3_2_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_3_2_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_3_3_0 = 1'h0;
   (* keep = 32'd1 *)
@@ -1220,37 +1671,37 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire \en$99 ;
   wire flush;
   wire \flush$192 ;
-  wire \flush$198 ;
-  wire \flush$204 ;
-  wire \flush$210 ;
-  wire \flush$216 ;
+  wire \flush$197 ;
+  wire \flush$202 ;
+  wire \flush$207 ;
+  wire \flush$212 ;
+  wire \flush$217 ;
   wire \flush$222 ;
-  wire \flush$228 ;
-  wire \flush$234 ;
-  wire \flush$240 ;
-  wire \flush$246 ;
+  wire \flush$227 ;
+  wire \flush$232 ;
+  wire \flush$237 ;
+  wire \flush$242 ;
+  wire \flush$247 ;
   wire \flush$252 ;
-  wire \flush$258 ;
-  wire \flush$264 ;
-  wire \flush$270 ;
-  wire \flush$276 ;
-  wire \flush$282 ;
+  wire \flush$257 ;
+  wire \flush$262 ;
+  wire \flush$267 ;
   wire [11:0] flush_sum;
-  wire [11:0] \flush_sum$200 ;
-  wire [11:0] \flush_sum$206 ;
-  wire [11:0] \flush_sum$212 ;
-  wire [11:0] \flush_sum$218 ;
+  wire [11:0] \flush_sum$199 ;
+  wire [11:0] \flush_sum$204 ;
+  wire [11:0] \flush_sum$209 ;
+  wire [11:0] \flush_sum$214 ;
+  wire [11:0] \flush_sum$219 ;
   wire [11:0] \flush_sum$224 ;
-  wire [11:0] \flush_sum$230 ;
-  wire [11:0] \flush_sum$236 ;
-  wire [11:0] \flush_sum$242 ;
-  wire [11:0] \flush_sum$248 ;
+  wire [11:0] \flush_sum$229 ;
+  wire [11:0] \flush_sum$234 ;
+  wire [11:0] \flush_sum$239 ;
+  wire [11:0] \flush_sum$244 ;
+  wire [11:0] \flush_sum$249 ;
   wire [11:0] \flush_sum$254 ;
-  wire [11:0] \flush_sum$260 ;
-  wire [11:0] \flush_sum$266 ;
-  wire [11:0] \flush_sum$272 ;
-  wire [11:0] \flush_sum$278 ;
-  wire [11:0] \flush_sum$284 ;
+  wire [11:0] \flush_sum$259 ;
+  wire [11:0] \flush_sum$264 ;
+  wire [11:0] \flush_sum$269 ;
   reg flushing = 1'h0;
   input [64:0] inp__payload;
   wire [64:0] inp__payload;
@@ -1377,175 +1828,807 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   wire tile_in;
   reg [2:0] turn = 3'h0;
   always @(posedge clk)
-    buffer_1_3_7 <= \$341 ;
+    pending <= \$318 ;
   always @(posedge clk)
-    buffer_shift_2_0_0 <= \$342 ;
+    \step$65  <= \$319 ;
   always @(posedge clk)
-    buffer_shift_2_0_1 <= \$343 ;
+    \step$93  <= \$320 ;
   always @(posedge clk)
-    buffer_2_0_0 <= \$344 ;
+    \step$121  <= \$321 ;
   always @(posedge clk)
-    buffer_2_0_1 <= \$345 ;
+    \a$67  <= a_1;
   always @(posedge clk)
-    buffer_2_0_2 <= \$346 ;
+    a_skew_2_0 <= a_2;
   always @(posedge clk)
-    buffer_2_0_3 <= \$347 ;
+    \a$95  <= a_skew_2_0;
   always @(posedge clk)
-    buffer_2_0_4 <= \$348 ;
+    a_skew_3_0 <= a_3;
   always @(posedge clk)
-    buffer_2_0_5 <= \$349 ;
+    a_skew_3_1 <= a_skew_3_0;
   always @(posedge clk)
-    buffer_2_0_6 <= \$350 ;
+    \a$123  <= a_skew_3_1;
   always @(posedge clk)
-    buffer_2_0_7 <= \$351 ;
+    \b$48  <= b_1;
   always @(posedge clk)
-    buffer_shift_2_1_0 <= \$352 ;
+    b_skew_2_0 <= b_2;
   always @(posedge clk)
-    buffer_shift_2_1_1 <= \$353 ;
+    \b$55  <= b_skew_2_0;
   always @(posedge clk)
-    buffer_2_1_0 <= \$354 ;
+    b_skew_3_0 <= b_3;
   always @(posedge clk)
-    buffer_2_1_1 <= \$355 ;
+    b_skew_3_1 <= b_skew_3_0;
   always @(posedge clk)
-    buffer_2_1_2 <= \$356 ;
+    \b$62  <= b_skew_3_1;
   always @(posedge clk)
-    buffer_2_1_3 <= \$357 ;
+    buffer_load_0_0_0 <= \$322 ;
   always @(posedge clk)
-    buffer_2_1_4 <= \$358 ;
+    buffer_in_0_0_0 <= flush_sum;
   always @(posedge clk)
-    buffer_2_1_5 <= \$359 ;
+    buffer_in_0_0_1 <= buffer_in_0_0_0;
   always @(posedge clk)
-    buffer_2_1_6 <= \$360 ;
+    \a$46  <= a_0;
   always @(posedge clk)
-    buffer_2_1_7 <= \$361 ;
+    \step$44  <= \$323 ;
   always @(posedge clk)
-    buffer_shift_2_2_0 <= \$362 ;
+    \b$69  <= b_0;
   always @(posedge clk)
-    buffer_shift_2_2_1 <= \$363 ;
+    buffer_load_0_1_0 <= \$324 ;
   always @(posedge clk)
-    buffer_2_2_0 <= \$364 ;
+    buffer_in_0_1_0 <= \flush_sum$199 ;
   always @(posedge clk)
-    buffer_2_2_1 <= \$365 ;
+    buffer_in_0_1_1 <= buffer_in_0_1_0;
   always @(posedge clk)
-    buffer_2_2_2 <= \$366 ;
+    \a$53  <= \a$46 ;
   always @(posedge clk)
-    buffer_2_2_3 <= \$367 ;
+    \step$51  <= \$325 ;
   always @(posedge clk)
-    buffer_2_2_4 <= \$368 ;
+    \b$76  <= \b$48 ;
   always @(posedge clk)
-    buffer_2_2_5 <= \$369 ;
+    buffer_load_0_2_0 <= \$326 ;
   always @(posedge clk)
-    buffer_2_2_6 <= \$370 ;
+    buffer_in_0_2_0 <= \flush_sum$204 ;
   always @(posedge clk)
-    buffer_2_2_7 <= \$371 ;
+    buffer_in_0_2_1 <= buffer_in_0_2_0;
   always @(posedge clk)
-    buffer_shift_2_3_0 <= \$372 ;
+    \a$60  <= \a$53 ;
   always @(posedge clk)
-    buffer_shift_2_3_1 <= \$373 ;
+    \step$58  <= \$327 ;
   always @(posedge clk)
-    buffer_2_3_0 <= \$374 ;
+    \b$83  <= \b$55 ;
   always @(posedge clk)
-    buffer_2_3_1 <= \$375 ;
+    buffer_load_0_3_0 <= \$328 ;
   always @(posedge clk)
-    buffer_2_3_2 <= \$376 ;
+    buffer_in_0_3_0 <= \flush_sum$209 ;
   always @(posedge clk)
-    buffer_2_3_3 <= \$377 ;
+    buffer_in_0_3_1 <= buffer_in_0_3_0;
   always @(posedge clk)
-    buffer_2_3_4 <= \$378 ;
+    \b$90  <= \b$62 ;
   always @(posedge clk)
-    buffer_2_3_5 <= \$379 ;
+    buffer_load_1_0_0 <= \$329 ;
   always @(posedge clk)
-    buffer_2_3_6 <= \$380 ;
+    buffer_in_1_0_0 <= \flush_sum$214 ;
   always @(posedge clk)
-    buffer_2_3_7 <= \$381 ;
+    buffer_in_1_0_1 <= buffer_in_1_0_0;
   always @(posedge clk)
-    buffer_shift_3_0_0 <= \$382 ;
+    \a$74  <= \a$67 ;
   always @(posedge clk)
-    buffer_shift_3_0_1 <= \$383 ;
+    \step$72  <= \$330 ;
   always @(posedge clk)
-    buffer_3_0_0 <= \$384 ;
+    \b$97  <= \b$69 ;
   always @(posedge clk)
-    buffer_3_0_1 <= \$385 ;
+    buffer_load_1_1_0 <= \$331 ;
   always @(posedge clk)
-    buffer_3_0_2 <= \$386 ;
+    buffer_in_1_1_0 <= \flush_sum$219 ;
   always @(posedge clk)
-    buffer_3_0_3 <= \$387 ;
+    buffer_in_1_1_1 <= buffer_in_1_1_0;
   always @(posedge clk)
-    buffer_3_0_4 <= \$388 ;
+    \a$81  <= \a$74 ;
   always @(posedge clk)
-    buffer_3_0_5 <= \$389 ;
+    \step$79  <= \$332 ;
   always @(posedge clk)
-    buffer_3_0_6 <= \$390 ;
+    \b$104  <= \b$76 ;
   always @(posedge clk)
-    buffer_3_0_7 <= \$391 ;
+    buffer_load_1_2_0 <= \$333 ;
   always @(posedge clk)
-    buffer_shift_3_1_0 <= \$392 ;
+    buffer_in_1_2_0 <= \flush_sum$224 ;
   always @(posedge clk)
-    buffer_shift_3_1_1 <= \$393 ;
+    buffer_in_1_2_1 <= buffer_in_1_2_0;
   always @(posedge clk)
-    buffer_3_1_0 <= \$394 ;
+    \a$88  <= \a$81 ;
   always @(posedge clk)
-    buffer_3_1_1 <= \$395 ;
+    \step$86  <= \$334 ;
   always @(posedge clk)
-    buffer_3_1_2 <= \$396 ;
+    \b$111  <= \b$83 ;
   always @(posedge clk)
-    buffer_3_1_3 <= \$397 ;
+    buffer_load_1_3_0 <= \$335 ;
   always @(posedge clk)
-    buffer_3_1_4 <= \$398 ;
+    buffer_in_1_3_0 <= \flush_sum$229 ;
   always @(posedge clk)
-    buffer_3_1_5 <= \$399 ;
+    buffer_in_1_3_1 <= buffer_in_1_3_0;
   always @(posedge clk)
-    buffer_3_1_6 <= \$400 ;
+    \b$118  <= \b$90 ;
   always @(posedge clk)
-    buffer_3_1_7 <= \$401 ;
+    buffer_load_2_0_0 <= \$336 ;
   always @(posedge clk)
-    buffer_shift_3_2_0 <= \$402 ;
+    buffer_in_2_0_0 <= \flush_sum$234 ;
   always @(posedge clk)
-    buffer_shift_3_2_1 <= \$403 ;
+    buffer_in_2_0_1 <= buffer_in_2_0_0;
   always @(posedge clk)
-    buffer_3_2_0 <= \$404 ;
+    \a$102  <= \a$95 ;
   always @(posedge clk)
-    buffer_3_2_1 <= \$405 ;
+    \step$100  <= \$337 ;
   always @(posedge clk)
-    buffer_3_2_2 <= \$406 ;
+    \b$125  <= \b$97 ;
   always @(posedge clk)
-    buffer_3_2_3 <= \$407 ;
+    buffer_load_2_1_0 <= \$338 ;
   always @(posedge clk)
-    buffer_3_2_4 <= \$408 ;
+    buffer_in_2_1_0 <= \flush_sum$239 ;
   always @(posedge clk)
-    buffer_3_2_5 <= \$409 ;
+    buffer_in_2_1_1 <= buffer_in_2_1_0;
   always @(posedge clk)
-    buffer_3_2_6 <= \$410 ;
+    \a$109  <= \a$102 ;
   always @(posedge clk)
-    buffer_3_2_7 <= \$411 ;
+    \step$107  <= \$339 ;
   always @(posedge clk)
-    buffer_shift_3_3_0 <= \$412 ;
+    \b$132  <= \b$104 ;
   always @(posedge clk)
-    buffer_shift_3_3_1 <= \$413 ;
+    buffer_load_2_2_0 <= \$340 ;
   always @(posedge clk)
-    buffer_3_3_0 <= \$414 ;
+    buffer_in_2_2_0 <= \flush_sum$244 ;
   always @(posedge clk)
-    buffer_3_3_1 <= \$415 ;
+    buffer_in_2_2_1 <= buffer_in_2_2_0;
   always @(posedge clk)
-    buffer_3_3_2 <= \$416 ;
+    \a$116  <= \a$109 ;
   always @(posedge clk)
-    buffer_3_3_3 <= \$417 ;
+    \step$114  <= \$341 ;
   always @(posedge clk)
-    buffer_3_3_4 <= \$418 ;
+    \b$139  <= \b$111 ;
   always @(posedge clk)
-    buffer_3_3_5 <= \$419 ;
+    buffer_load_2_3_0 <= \$342 ;
   always @(posedge clk)
-    buffer_3_3_6 <= \$420 ;
+    buffer_in_2_3_0 <= \flush_sum$249 ;
   always @(posedge clk)
-    buffer_3_3_7 <= \$421 ;
+    buffer_in_2_3_1 <= buffer_in_2_3_0;
   always @(posedge clk)
-    taken <= \$422 ;
+    \b$146  <= \b$118 ;
   always @(posedge clk)
-    out__valid <= \$423 ;
+    buffer_load_3_0_0 <= \$343 ;
   always @(posedge clk)
-    row_part <= \$424 ;
+    buffer_in_3_0_0 <= \flush_sum$254 ;
   always @(posedge clk)
-    row <= \$425 ;
+    buffer_in_3_0_1 <= buffer_in_3_0_0;
+  always @(posedge clk)
+    \a$130  <= \a$123 ;
+  always @(posedge clk)
+    \step$128  <= \$344 ;
+  always @(posedge clk)
+    buffer_load_3_1_0 <= \$345 ;
+  always @(posedge clk)
+    buffer_in_3_1_0 <= \flush_sum$259 ;
+  always @(posedge clk)
+    buffer_in_3_1_1 <= buffer_in_3_1_0;
+  always @(posedge clk)
+    \a$137  <= \a$130 ;
+  always @(posedge clk)
+    \step$135  <= \$346 ;
+  always @(posedge clk)
+    buffer_load_3_2_0 <= \$347 ;
+  always @(posedge clk)
+    buffer_in_3_2_0 <= \flush_sum$264 ;
+  always @(posedge clk)
+    buffer_in_3_2_1 <= buffer_in_3_2_0;
+  always @(posedge clk)
+    \a$144  <= \a$137 ;
+  always @(posedge clk)
+    \step$142  <= \$348 ;
+  always @(posedge clk)
+    buffer_load_3_3_0 <= \$349 ;
+  always @(posedge clk)
+    buffer_in_3_3_0 <= \flush_sum$269 ;
+  always @(posedge clk)
+    buffer_load_3_3_1 <= \$350 ;
+  always @(posedge clk)
+    buffer_in_3_3_1 <= buffer_in_3_3_0;
+  always @(posedge clk)
+    buffer_turn_0 <= \$351 ;
+  always @(posedge clk)
+    buffer_left_0 <= \$352 ;
+  always @(posedge clk)
+    buffer_turn_1 <= \$353 ;
+  always @(posedge clk)
+    buffer_left_1 <= \$354 ;
+  always @(posedge clk)
+    buffer_turn_2 <= \$355 ;
+  always @(posedge clk)
+    buffer_left_2 <= \$356 ;
+  always @(posedge clk)
+    buffer_turn_3 <= \$357 ;
+  always @(posedge clk)
+    buffer_left_3 <= \$358 ;
+  always @(posedge clk)
+    buffer_shift_0_0_0 <= \$359 ;
+  always @(posedge clk)
+    buffer_shift_0_0_1 <= \$360 ;
+  always @(posedge clk)
+    buffer_enable_0_0_0 <= \$361 ;
+  always @(posedge clk)
+    buffer_enable_0_0_1 <= \$362 ;
+  always @(posedge clk)
+    buffer_enable_0_0_2 <= \$363 ;
+  always @(posedge clk)
+    buffer_enable_0_0_3 <= \$364 ;
+  always @(posedge clk)
+    buffer_enable_0_0_4 <= \$365 ;
+  always @(posedge clk)
+    buffer_enable_0_0_5 <= \$366 ;
+  always @(posedge clk)
+    buffer_enable_0_0_6 <= \$367 ;
+  always @(posedge clk)
+    buffer_enable_0_0_7 <= \$368 ;
+  always @(posedge clk)
+    buffer_0_0_0 <= \$369 ;
+  always @(posedge clk)
+    buffer_0_0_1 <= \$370 ;
+  always @(posedge clk)
+    buffer_0_0_2 <= \$371 ;
+  always @(posedge clk)
+    buffer_0_0_3 <= \$372 ;
+  always @(posedge clk)
+    buffer_0_0_4 <= \$373 ;
+  always @(posedge clk)
+    buffer_0_0_5 <= \$374 ;
+  always @(posedge clk)
+    buffer_0_0_6 <= \$375 ;
+  always @(posedge clk)
+    buffer_0_0_7 <= \$376 ;
+  always @(posedge clk)
+    buffer_shift_0_1_0 <= \$377 ;
+  always @(posedge clk)
+    buffer_shift_0_1_1 <= \$378 ;
+  always @(posedge clk)
+    buffer_enable_0_1_0 <= \$379 ;
+  always @(posedge clk)
+    buffer_enable_0_1_1 <= \$380 ;
+  always @(posedge clk)
+    buffer_enable_0_1_2 <= \$381 ;
+  always @(posedge clk)
+    buffer_enable_0_1_3 <= \$382 ;
+  always @(posedge clk)
+    buffer_enable_0_1_4 <= \$383 ;
+  always @(posedge clk)
+    buffer_enable_0_1_5 <= \$384 ;
+  always @(posedge clk)
+    buffer_enable_0_1_6 <= \$385 ;
+  always @(posedge clk)
+    buffer_enable_0_1_7 <= \$386 ;
+  always @(posedge clk)
+    buffer_0_1_0 <= \$387 ;
+  always @(posedge clk)
+    buffer_0_1_1 <= \$388 ;
+  always @(posedge clk)
+    buffer_0_1_2 <= \$389 ;
+  always @(posedge clk)
+    buffer_0_1_3 <= \$390 ;
+  always @(posedge clk)
+    buffer_0_1_4 <= \$391 ;
+  always @(posedge clk)
+    buffer_0_1_5 <= \$392 ;
+  always @(posedge clk)
+    buffer_0_1_6 <= \$393 ;
+  always @(posedge clk)
+    buffer_0_1_7 <= \$394 ;
+  always @(posedge clk)
+    buffer_shift_0_2_0 <= \$395 ;
+  always @(posedge clk)
+    buffer_shift_0_2_1 <= \$396 ;
+  always @(posedge clk)
+    buffer_enable_0_2_0 <= \$397 ;
+  always @(posedge clk)
+    buffer_enable_0_2_1 <= \$398 ;
+  always @(posedge clk)
+    buffer_enable_0_2_2 <= \$399 ;
+  always @(posedge clk)
+    buffer_enable_0_2_3 <= \$400 ;
+  always @(posedge clk)
+    buffer_enable_0_2_4 <= \$401 ;
+  always @(posedge clk)
+    buffer_enable_0_2_5 <= \$402 ;
+  always @(posedge clk)
+    buffer_enable_0_2_6 <= \$403 ;
+  always @(posedge clk)
+    buffer_enable_0_2_7 <= \$404 ;
+  always @(posedge clk)
+    buffer_0_2_0 <= \$405 ;
+  always @(posedge clk)
+    buffer_0_2_1 <= \$406 ;
+  always @(posedge clk)
+    buffer_0_2_2 <= \$407 ;
+  always @(posedge clk)
+    buffer_0_2_3 <= \$408 ;
+  always @(posedge clk)
+    buffer_0_2_4 <= \$409 ;
+  always @(posedge clk)
+    buffer_0_2_5 <= \$410 ;
+  always @(posedge clk)
+    buffer_0_2_6 <= \$411 ;
+  always @(posedge clk)
+    buffer_0_2_7 <= \$412 ;
+  always @(posedge clk)
+    buffer_shift_0_3_0 <= \$413 ;
+  always @(posedge clk)
+    buffer_shift_0_3_1 <= \$414 ;
+  always @(posedge clk)
+    buffer_enable_0_3_0 <= \$415 ;
+  always @(posedge clk)
+    buffer_enable_0_3_1 <= \$416 ;
+  always @(posedge clk)
+    buffer_enable_0_3_2 <= \$417 ;
+  always @(posedge clk)
+    buffer_enable_0_3_3 <= \$418 ;
+  always @(posedge clk)
+    buffer_enable_0_3_4 <= \$419 ;
+  always @(posedge clk)
+    buffer_enable_0_3_5 <= \$420 ;
+  always @(posedge clk)
+    buffer_enable_0_3_6 <= \$421 ;
+  always @(posedge clk)
+    buffer_enable_0_3_7 <= \$422 ;
+  always @(posedge clk)
+    buffer_0_3_0 <= \$423 ;
+  always @(posedge clk)
+    buffer_0_3_1 <= \$424 ;
+  always @(posedge clk)
+    buffer_0_3_2 <= \$425 ;
+  always @(posedge clk)
+    buffer_0_3_3 <= \$426 ;
+  always @(posedge clk)
+    buffer_0_3_4 <= \$427 ;
+  always @(posedge clk)
+    buffer_0_3_5 <= \$428 ;
+  always @(posedge clk)
+    buffer_0_3_6 <= \$429 ;
+  always @(posedge clk)
+    buffer_0_3_7 <= \$430 ;
+  always @(posedge clk)
+    buffer_shift_1_0_0 <= \$431 ;
+  always @(posedge clk)
+    buffer_shift_1_0_1 <= \$432 ;
+  always @(posedge clk)
+    buffer_enable_1_0_0 <= \$433 ;
+  always @(posedge clk)
+    buffer_enable_1_0_1 <= \$434 ;
+  always @(posedge clk)
+    buffer_enable_1_0_2 <= \$435 ;
+  always @(posedge clk)
+    buffer_enable_1_0_3 <= \$436 ;
+  always @(posedge clk)
+    buffer_enable_1_0_4 <= \$437 ;
+  always @(posedge clk)
+    buffer_enable_1_0_5 <= \$438 ;
+  always @(posedge clk)
+    buffer_enable_1_0_6 <= \$439 ;
+  always @(posedge clk)
+    buffer_enable_1_0_7 <= \$440 ;
+  always @(posedge clk)
+    buffer_1_0_0 <= \$441 ;
+  always @(posedge clk)
+    buffer_1_0_1 <= \$442 ;
+  always @(posedge clk)
+    buffer_1_0_2 <= \$443 ;
+  always @(posedge clk)
+    buffer_1_0_3 <= \$444 ;
+  always @(posedge clk)
+    buffer_1_0_4 <= \$445 ;
+  always @(posedge clk)
+    buffer_1_0_5 <= \$446 ;
+  always @(posedge clk)
+    buffer_1_0_6 <= \$447 ;
+  always @(posedge clk)
+    buffer_1_0_7 <= \$448 ;
+  always @(posedge clk)
+    buffer_shift_1_1_0 <= \$449 ;
+  always @(posedge clk)
+    buffer_shift_1_1_1 <= \$450 ;
+  always @(posedge clk)
+    buffer_enable_1_1_0 <= \$451 ;
+  always @(posedge clk)
+    buffer_enable_1_1_1 <= \$452 ;
+  always @(posedge clk)
+    buffer_enable_1_1_2 <= \$453 ;
+  always @(posedge clk)
+    buffer_enable_1_1_3 <= \$454 ;
+  always @(posedge clk)
+    buffer_enable_1_1_4 <= \$455 ;
+  always @(posedge clk)
+    buffer_enable_1_1_5 <= \$456 ;
+  always @(posedge clk)
+    buffer_enable_1_1_6 <= \$457 ;
+  always @(posedge clk)
+    buffer_enable_1_1_7 <= \$458 ;
+  always @(posedge clk)
+    buffer_1_1_0 <= \$459 ;
+  always @(posedge clk)
+    buffer_1_1_1 <= \$460 ;
+  always @(posedge clk)
+    buffer_1_1_2 <= \$461 ;
+  always @(posedge clk)
+    buffer_1_1_3 <= \$462 ;
+  always @(posedge clk)
+    buffer_1_1_4 <= \$463 ;
+  always @(posedge clk)
+    buffer_1_1_5 <= \$464 ;
+  always @(posedge clk)
+    buffer_1_1_6 <= \$465 ;
+  always @(posedge clk)
+    buffer_1_1_7 <= \$466 ;
+  always @(posedge clk)
+    buffer_shift_1_2_0 <= \$467 ;
+  always @(posedge clk)
+    buffer_shift_1_2_1 <= \$468 ;
+  always @(posedge clk)
+    buffer_enable_1_2_0 <= \$469 ;
+  always @(posedge clk)
+    buffer_enable_1_2_1 <= \$470 ;
+  always @(posedge clk)
+    buffer_enable_1_2_2 <= \$471 ;
+  always @(posedge clk)
+    buffer_enable_1_2_3 <= \$472 ;
+  always @(posedge clk)
+    buffer_enable_1_2_4 <= \$473 ;
+  always @(posedge clk)
+    buffer_enable_1_2_5 <= \$474 ;
+  always @(posedge clk)
+    buffer_enable_1_2_6 <= \$475 ;
+  always @(posedge clk)
+    buffer_enable_1_2_7 <= \$476 ;
+  always @(posedge clk)
+    buffer_1_2_0 <= \$477 ;
+  always @(posedge clk)
+    buffer_1_2_1 <= \$478 ;
+  always @(posedge clk)
+    buffer_1_2_2 <= \$479 ;
+  always @(posedge clk)
+    buffer_1_2_3 <= \$480 ;
+  always @(posedge clk)
+    buffer_1_2_4 <= \$481 ;
+  always @(posedge clk)
+    buffer_1_2_5 <= \$482 ;
+  always @(posedge clk)
+    buffer_1_2_6 <= \$483 ;
+  always @(posedge clk)
+    buffer_1_2_7 <= \$484 ;
+  always @(posedge clk)
+    buffer_shift_1_3_0 <= \$485 ;
+  always @(posedge clk)
+    buffer_shift_1_3_1 <= \$486 ;
+  always @(posedge clk)
+    buffer_enable_1_3_0 <= \$487 ;
+  always @(posedge clk)
+    buffer_enable_1_3_1 <= \$488 ;
+  always @(posedge clk)
+    buffer_enable_1_3_2 <= \$489 ;
+  always @(posedge clk)
+    buffer_enable_1_3_3 <= \$490 ;
+  always @(posedge clk)
+    buffer_enable_1_3_4 <= \$491 ;
+  always @(posedge clk)
+    buffer_enable_1_3_5 <= \$492 ;
+  always @(posedge clk)
+    buffer_enable_1_3_6 <= \$493 ;
+  always @(posedge clk)
+    buffer_enable_1_3_7 <= \$494 ;
+  always @(posedge clk)
+    buffer_1_3_0 <= \$495 ;
+  always @(posedge clk)
+    buffer_1_3_1 <= \$496 ;
+  always @(posedge clk)
+    buffer_1_3_2 <= \$497 ;
+  always @(posedge clk)
+    buffer_1_3_3 <= \$498 ;
+  always @(posedge clk)
+    buffer_1_3_4 <= \$499 ;
+  always @(posedge clk)
+    buffer_1_3_5 <= \$500 ;
+  always @(posedge clk)
+    buffer_1_3_6 <= \$501 ;
+  always @(posedge clk)
+    buffer_1_3_7 <= \$502 ;
+  always @(posedge clk)
+    buffer_shift_2_0_0 <= \$503 ;
+  always @(posedge clk)
+    buffer_shift_2_0_1 <= \$504 ;
+  always @(posedge clk)
+    buffer_enable_2_0_0 <= \$505 ;
+  always @(posedge clk)
+    buffer_enable_2_0_1 <= \$506 ;
+  always @(posedge clk)
+    buffer_enable_2_0_2 <= \$507 ;
+  always @(posedge clk)
+    buffer_enable_2_0_3 <= \$508 ;
+  always @(posedge clk)
+    buffer_enable_2_0_4 <= \$509 ;
+  always @(posedge clk)
+    buffer_enable_2_0_5 <= \$510 ;
+  always @(posedge clk)
+    buffer_enable_2_0_6 <= \$511 ;
+  always @(posedge clk)
+    buffer_enable_2_0_7 <= \$512 ;
+  always @(posedge clk)
+    buffer_2_0_0 <= \$513 ;
+  always @(posedge clk)
+    buffer_2_0_1 <= \$514 ;
+  always @(posedge clk)
+    buffer_2_0_2 <= \$515 ;
+  always @(posedge clk)
+    buffer_2_0_3 <= \$516 ;
+  always @(posedge clk)
+    buffer_2_0_4 <= \$517 ;
+  always @(posedge clk)
+    buffer_2_0_5 <= \$518 ;
+  always @(posedge clk)
+    buffer_2_0_6 <= \$519 ;
+  always @(posedge clk)
+    buffer_2_0_7 <= \$520 ;
+  always @(posedge clk)
+    buffer_shift_2_1_0 <= \$521 ;
+  always @(posedge clk)
+    buffer_shift_2_1_1 <= \$522 ;
+  always @(posedge clk)
+    buffer_enable_2_1_0 <= \$523 ;
+  always @(posedge clk)
+    buffer_enable_2_1_1 <= \$524 ;
+  always @(posedge clk)
+    buffer_enable_2_1_2 <= \$525 ;
+  always @(posedge clk)
+    buffer_enable_2_1_3 <= \$526 ;
+  always @(posedge clk)
+    buffer_enable_2_1_4 <= \$527 ;
+  always @(posedge clk)
+    buffer_enable_2_1_5 <= \$528 ;
+  always @(posedge clk)
+    buffer_enable_2_1_6 <= \$529 ;
+  always @(posedge clk)
+    buffer_enable_2_1_7 <= \$530 ;
+  always @(posedge clk)
+    buffer_2_1_0 <= \$531 ;
+  always @(posedge clk)
+    buffer_2_1_1 <= \$532 ;
+  always @(posedge clk)
+    buffer_2_1_2 <= \$533 ;
+  always @(posedge clk)
+    buffer_2_1_3 <= \$534 ;
+  always @(posedge clk)
+    buffer_2_1_4 <= \$535 ;
+  always @(posedge clk)
+    buffer_2_1_5 <= \$536 ;
+  always @(posedge clk)
+    buffer_2_1_6 <= \$537 ;
+  always @(posedge clk)
+    buffer_2_1_7 <= \$538 ;
+  always @(posedge clk)
+    buffer_shift_2_2_0 <= \$539 ;
+  always @(posedge clk)
+    buffer_shift_2_2_1 <= \$540 ;
+  always @(posedge clk)
+    buffer_enable_2_2_0 <= \$541 ;
+  always @(posedge clk)
+    buffer_enable_2_2_1 <= \$542 ;
+  always @(posedge clk)
+    buffer_enable_2_2_2 <= \$543 ;
+  always @(posedge clk)
+    buffer_enable_2_2_3 <= \$544 ;
+  always @(posedge clk)
+    buffer_enable_2_2_4 <= \$545 ;
+  always @(posedge clk)
+    buffer_enable_2_2_5 <= \$546 ;
+  always @(posedge clk)
+    buffer_enable_2_2_6 <= \$547 ;
+  always @(posedge clk)
+    buffer_enable_2_2_7 <= \$548 ;
+  always @(posedge clk)
+    buffer_2_2_0 <= \$549 ;
+  always @(posedge clk)
+    buffer_2_2_1 <= \$550 ;
+  always @(posedge clk)
+    buffer_2_2_2 <= \$551 ;
+  always @(posedge clk)
+    buffer_2_2_3 <= \$552 ;
+  always @(posedge clk)
+    buffer_2_2_4 <= \$553 ;
+  always @(posedge clk)
+    buffer_2_2_5 <= \$554 ;
+  always @(posedge clk)
+    buffer_2_2_6 <= \$555 ;
+  always @(posedge clk)
+    buffer_2_2_7 <= \$556 ;
+  always @(posedge clk)
+    buffer_shift_2_3_0 <= \$557 ;
+  always @(posedge clk)
+    buffer_shift_2_3_1 <= \$558 ;
+  always @(posedge clk)
+    buffer_enable_2_3_0 <= \$559 ;
+  always @(posedge clk)
+    buffer_enable_2_3_1 <= \$560 ;
+  always @(posedge clk)
+    buffer_enable_2_3_2 <= \$561 ;
+  always @(posedge clk)
+    buffer_enable_2_3_3 <= \$562 ;
+  always @(posedge clk)
+    buffer_enable_2_3_4 <= \$563 ;
+  always @(posedge clk)
+    buffer_enable_2_3_5 <= \$564 ;
+  always @(posedge clk)
+    buffer_enable_2_3_6 <= \$565 ;
+  always @(posedge clk)
+    buffer_enable_2_3_7 <= \$566 ;
+  always @(posedge clk)
+    buffer_2_3_0 <= \$567 ;
+  always @(posedge clk)
+    buffer_2_3_1 <= \$568 ;
+  always @(posedge clk)
+    buffer_2_3_2 <= \$569 ;
+  always @(posedge clk)
+    buffer_2_3_3 <= \$570 ;
+  always @(posedge clk)
+    buffer_2_3_4 <= \$571 ;
+  always @(posedge clk)
+    buffer_2_3_5 <= \$572 ;
+  always @(posedge clk)
+    buffer_2_3_6 <= \$573 ;
+  always @(posedge clk)
+    buffer_2_3_7 <= \$574 ;
+  always @(posedge clk)
+    buffer_shift_3_0_0 <= \$575 ;
+  always @(posedge clk)
+    buffer_shift_3_0_1 <= \$576 ;
+  always @(posedge clk)
+    buffer_enable_3_0_0 <= \$577 ;
+  always @(posedge clk)
+    buffer_enable_3_0_1 <= \$578 ;
+  always @(posedge clk)
+    buffer_enable_3_0_2 <= \$579 ;
+  always @(posedge clk)
+    buffer_enable_3_0_3 <= \$580 ;
+  always @(posedge clk)
+    buffer_enable_3_0_4 <= \$581 ;
+  always @(posedge clk)
+    buffer_enable_3_0_5 <= \$582 ;
+  always @(posedge clk)
+    buffer_enable_3_0_6 <= \$583 ;
+  always @(posedge clk)
+    buffer_enable_3_0_7 <= \$584 ;
+  always @(posedge clk)
+    buffer_3_0_0 <= \$585 ;
+  always @(posedge clk)
+    buffer_3_0_1 <= \$586 ;
+  always @(posedge clk)
+    buffer_3_0_2 <= \$587 ;
+  always @(posedge clk)
+    buffer_3_0_3 <= \$588 ;
+  always @(posedge clk)
+    buffer_3_0_4 <= \$589 ;
+  always @(posedge clk)
+    buffer_3_0_5 <= \$590 ;
+  always @(posedge clk)
+    buffer_3_0_6 <= \$591 ;
+  always @(posedge clk)
+    buffer_3_0_7 <= \$592 ;
+  always @(posedge clk)
+    buffer_shift_3_1_0 <= \$593 ;
+  always @(posedge clk)
+    buffer_shift_3_1_1 <= \$594 ;
+  always @(posedge clk)
+    buffer_enable_3_1_0 <= \$595 ;
+  always @(posedge clk)
+    buffer_enable_3_1_1 <= \$596 ;
+  always @(posedge clk)
+    buffer_enable_3_1_2 <= \$597 ;
+  always @(posedge clk)
+    buffer_enable_3_1_3 <= \$598 ;
+  always @(posedge clk)
+    buffer_enable_3_1_4 <= \$599 ;
+  always @(posedge clk)
+    buffer_enable_3_1_5 <= \$600 ;
+  always @(posedge clk)
+    buffer_enable_3_1_6 <= \$601 ;
+  always @(posedge clk)
+    buffer_enable_3_1_7 <= \$602 ;
+  always @(posedge clk)
+    buffer_3_1_0 <= \$603 ;
+  always @(posedge clk)
+    buffer_3_1_1 <= \$604 ;
+  always @(posedge clk)
+    buffer_3_1_2 <= \$605 ;
+  always @(posedge clk)
+    buffer_3_1_3 <= \$606 ;
+  always @(posedge clk)
+    buffer_3_1_4 <= \$607 ;
+  always @(posedge clk)
+    buffer_3_1_5 <= \$608 ;
+  always @(posedge clk)
+    buffer_3_1_6 <= \$609 ;
+  always @(posedge clk)
+    buffer_3_1_7 <= \$610 ;
+  always @(posedge clk)
+    buffer_shift_3_2_0 <= \$611 ;
+  always @(posedge clk)
+    buffer_shift_3_2_1 <= \$612 ;
+  always @(posedge clk)
+    buffer_enable_3_2_0 <= \$613 ;
+  always @(posedge clk)
+    buffer_enable_3_2_1 <= \$614 ;
+  always @(posedge clk)
+    buffer_enable_3_2_2 <= \$615 ;
+  always @(posedge clk)
+    buffer_enable_3_2_3 <= \$616 ;
+  always @(posedge clk)
+    buffer_enable_3_2_4 <= \$617 ;
+  always @(posedge clk)
+    buffer_enable_3_2_5 <= \$618 ;
+  always @(posedge clk)
+    buffer_enable_3_2_6 <= \$619 ;
+  always @(posedge clk)
+    buffer_enable_3_2_7 <= \$620 ;
+  always @(posedge clk)
+    buffer_3_2_0 <= \$621 ;
+  always @(posedge clk)
+    buffer_3_2_1 <= \$622 ;
+  always @(posedge clk)
+    buffer_3_2_2 <= \$623 ;
+  always @(posedge clk)
+    buffer_3_2_3 <= \$624 ;
+  always @(posedge clk)
+    buffer_3_2_4 <= \$625 ;
+  always @(posedge clk)
+    buffer_3_2_5 <= \$626 ;
+  always @(posedge clk)
+    buffer_3_2_6 <= \$627 ;
+  always @(posedge clk)
+    buffer_3_2_7 <= \$628 ;
+  always @(posedge clk)
+    buffer_shift_3_3_0 <= \$629 ;
+  always @(posedge clk)
+    buffer_shift_3_3_1 <= \$630 ;
+  always @(posedge clk)
+    buffer_enable_3_3_0 <= \$631 ;
+  always @(posedge clk)
+    buffer_enable_3_3_1 <= \$632 ;
+  always @(posedge clk)
+    buffer_enable_3_3_2 <= \$633 ;
+  always @(posedge clk)
+    buffer_enable_3_3_3 <= \$634 ;
+  always @(posedge clk)
+    buffer_enable_3_3_4 <= \$635 ;
+  always @(posedge clk)
+    buffer_enable_3_3_5 <= \$636 ;
+  always @(posedge clk)
+    buffer_enable_3_3_6 <= \$637 ;
+  always @(posedge clk)
+    buffer_enable_3_3_7 <= \$638 ;
+  always @(posedge clk)
+    buffer_3_3_0 <= \$639 ;
+  always @(posedge clk)
+    buffer_3_3_1 <= \$640 ;
+  always @(posedge clk)
+    buffer_3_3_2 <= \$641 ;
+  always @(posedge clk)
+    buffer_3_3_3 <= \$642 ;
+  always @(posedge clk)
+    buffer_3_3_4 <= \$643 ;
+  always @(posedge clk)
+    buffer_3_3_5 <= \$644 ;
+  always @(posedge clk)
+    buffer_3_3_6 <= \$645 ;
+  always @(posedge clk)
+    buffer_3_3_7 <= \$646 ;
+  always @(posedge clk)
+    taken <= \$647 ;
+  always @(posedge clk)
+    out__valid <= \$648 ;
+  always @(posedge clk)
+    row_part <= \$649 ;
+  always @(posedge clk)
+    row <= \$650 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1716,444 +2799,150 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   assign \$175  = buffer_left_1 - 1'h1;
   assign \$176  = buffer_left_2 - 1'h1;
   assign \$177  = buffer_left_3 - 1'h1;
-  assign \$178  = buffer_load_0_0_1 | buffer_shift_0_0_1;
-  assign \$179  = buffer_load_0_1_1 | buffer_shift_0_1_1;
-  assign \$180  = buffer_load_0_2_1 | buffer_shift_0_2_1;
-  assign \$181  = buffer_load_0_3_1 | buffer_shift_0_3_1;
-  assign \$182  = buffer_load_1_0_1 | buffer_shift_1_0_1;
-  assign \$183  = buffer_load_1_1_1 | buffer_shift_1_1_1;
-  assign \$184  = buffer_load_1_2_1 | buffer_shift_1_2_1;
-  assign \$185  = buffer_load_1_3_1 | buffer_shift_1_3_1;
-  assign \$186  = buffer_load_2_0_1 | buffer_shift_2_0_1;
-  assign \$187  = buffer_load_2_1_1 | buffer_shift_2_1_1;
-  assign \$188  = buffer_load_2_2_1 | buffer_shift_2_2_1;
-  assign \$189  = buffer_load_2_3_1 | buffer_shift_2_3_1;
-  assign \$190  = buffer_load_3_0_1 | buffer_shift_3_0_1;
-  assign \$191  = buffer_load_3_1_1 | buffer_shift_3_1_1;
-  assign \$192  = buffer_load_3_2_1 | buffer_shift_3_2_1;
-  assign \$193  = buffer_load_3_3_1 | buffer_shift_3_3_1;
-  assign \$194  = taken == 3'h7;
-  assign \$195  = taken + 1'h1;
-  assign \$196  = \$194  ? 4'h0 : \$195 ;
-  assign \$197  = row_part == 2'h3;
-  assign \$198  = row_part + 1'h1;
-  assign \$199  = \$197  ? 3'h0 : \$198 ;
-  assign \$200  = row == 5'h1f;
-  assign \$201  = row + 1'h1;
-  always @(posedge clk)
-    turn <= \$202 ;
-  always @(posedge clk)
-    due <= \$203 ;
-  always @(posedge clk)
-    buffer_reserved <= \$204 ;
-  always @(posedge clk)
-    flushing <= \$205 ;
-  always @(posedge clk)
-    pending <= \$206 ;
-  always @(posedge clk)
-    \step$65  <= \$207 ;
-  always @(posedge clk)
-    \step$93  <= \$208 ;
-  always @(posedge clk)
-    \step$121  <= \$209 ;
-  always @(posedge clk)
-    \a$67  <= a_1;
-  always @(posedge clk)
-    a_skew_2_0 <= a_2;
-  always @(posedge clk)
-    \a$95  <= a_skew_2_0;
-  always @(posedge clk)
-    a_skew_3_0 <= a_3;
-  always @(posedge clk)
-    a_skew_3_1 <= a_skew_3_0;
-  always @(posedge clk)
-    \a$123  <= a_skew_3_1;
-  always @(posedge clk)
-    \b$48  <= b_1;
-  always @(posedge clk)
-    b_skew_2_0 <= b_2;
-  always @(posedge clk)
-    \b$55  <= b_skew_2_0;
-  always @(posedge clk)
-    b_skew_3_0 <= b_3;
-  always @(posedge clk)
-    b_skew_3_1 <= b_skew_3_0;
-  always @(posedge clk)
-    \b$62  <= b_skew_3_1;
-  always @(posedge clk)
-    buffer_load_0_0_0 <= \$210 ;
-  always @(posedge clk)
-    buffer_in_0_0_0 <= flush_sum;
-  always @(posedge clk)
-    buffer_load_0_0_1 <= \$211 ;
-  always @(posedge clk)
-    buffer_in_0_0_1 <= buffer_in_0_0_0;
-  always @(posedge clk)
-    \a$46  <= a_0;
-  always @(posedge clk)
-    \step$44  <= \$212 ;
-  always @(posedge clk)
-    \b$69  <= b_0;
-  always @(posedge clk)
-    buffer_load_0_1_0 <= \$213 ;
-  always @(posedge clk)
-    buffer_in_0_1_0 <= \flush_sum$200 ;
-  always @(posedge clk)
-    buffer_load_0_1_1 <= \$214 ;
-  always @(posedge clk)
-    buffer_in_0_1_1 <= buffer_in_0_1_0;
-  always @(posedge clk)
-    \a$53  <= \a$46 ;
-  always @(posedge clk)
-    \step$51  <= \$215 ;
-  always @(posedge clk)
-    \b$76  <= \b$48 ;
-  always @(posedge clk)
-    buffer_load_0_2_0 <= \$216 ;
-  always @(posedge clk)
-    buffer_in_0_2_0 <= \flush_sum$206 ;
-  always @(posedge clk)
-    buffer_load_0_2_1 <= \$217 ;
-  always @(posedge clk)
-    buffer_in_0_2_1 <= buffer_in_0_2_0;
-  always @(posedge clk)
-    \a$60  <= \a$53 ;
-  always @(posedge clk)
-    \step$58  <= \$218 ;
-  always @(posedge clk)
-    \b$83  <= \b$55 ;
-  always @(posedge clk)
-    buffer_load_0_3_0 <= \$219 ;
-  always @(posedge clk)
-    buffer_in_0_3_0 <= \flush_sum$212 ;
-  always @(posedge clk)
-    buffer_load_0_3_1 <= \$220 ;
-  always @(posedge clk)
-    buffer_in_0_3_1 <= buffer_in_0_3_0;
-  always @(posedge clk)
-    \b$90  <= \b$62 ;
-  always @(posedge clk)
-    buffer_load_1_0_0 <= \$221 ;
-  always @(posedge clk)
-    buffer_in_1_0_0 <= \flush_sum$218 ;
-  always @(posedge clk)
-    buffer_load_1_0_1 <= \$222 ;
-  always @(posedge clk)
-    buffer_in_1_0_1 <= buffer_in_1_0_0;
-  always @(posedge clk)
-    \a$74  <= \a$67 ;
-  always @(posedge clk)
-    \step$72  <= \$223 ;
-  always @(posedge clk)
-    \b$97  <= \b$69 ;
-  always @(posedge clk)
-    buffer_load_1_1_0 <= \$224 ;
-  always @(posedge clk)
-    buffer_in_1_1_0 <= \flush_sum$224 ;
-  always @(posedge clk)
-    buffer_load_1_1_1 <= \$225 ;
-  always @(posedge clk)
-    buffer_in_1_1_1 <= buffer_in_1_1_0;
-  always @(posedge clk)
-    \a$81  <= \a$74 ;
-  always @(posedge clk)
-    \step$79  <= \$226 ;
-  always @(posedge clk)
-    \b$104  <= \b$76 ;
-  always @(posedge clk)
-    buffer_load_1_2_0 <= \$227 ;
-  always @(posedge clk)
-    buffer_in_1_2_0 <= \flush_sum$230 ;
-  always @(posedge clk)
-    buffer_load_1_2_1 <= \$228 ;
-  always @(posedge clk)
-    buffer_in_1_2_1 <= buffer_in_1_2_0;
-  always @(posedge clk)
-    \a$88  <= \a$81 ;
-  always @(posedge clk)
-    \step$86  <= \$229 ;
-  always @(posedge clk)
-    \b$111  <= \b$83 ;
-  always @(posedge clk)
-    buffer_load_1_3_0 <= \$230 ;
-  always @(posedge clk)
-    buffer_in_1_3_0 <= \flush_sum$236 ;
-  always @(posedge clk)
-    buffer_load_1_3_1 <= \$231 ;
-  always @(posedge clk)
-    buffer_in_1_3_1 <= buffer_in_1_3_0;
-  always @(posedge clk)
-    \b$118  <= \b$90 ;
-  always @(posedge clk)
-    buffer_load_2_0_0 <= \$232 ;
-  always @(posedge clk)
-    buffer_in_2_0_0 <= \flush_sum$242 ;
-  always @(posedge clk)
-    buffer_load_2_0_1 <= \$233 ;
-  always @(posedge clk)
-    buffer_in_2_0_1 <= buffer_in_2_0_0;
-  always @(posedge clk)
-    \a$102  <= \a$95 ;
-  always @(posedge clk)
-    \step$100  <= \$234 ;
-  always @(posedge clk)
-    \b$125  <= \b$97 ;
-  always @(posedge clk)
-    buffer_load_2_1_0 <= \$235 ;
-  always @(posedge clk)
-    buffer_in_2_1_0 <= \flush_sum$248 ;
-  always @(posedge clk)
-    buffer_load_2_1_1 <= \$236 ;
-  always @(posedge clk)
-    buffer_in_2_1_1 <= buffer_in_2_1_0;
-  always @(posedge clk)
-    \a$109  <= \a$102 ;
-  always @(posedge clk)
-    \step$107  <= \$237 ;
-  always @(posedge clk)
-    \b$132  <= \b$104 ;
-  always @(posedge clk)
-    buffer_load_2_2_0 <= \$238 ;
-  always @(posedge clk)
-    buffer_in_2_2_0 <= \flush_sum$254 ;
-  always @(posedge clk)
-    buffer_load_2_2_1 <= \$239 ;
-  always @(posedge clk)
-    buffer_in_2_2_1 <= buffer_in_2_2_0;
-  always @(posedge clk)
-    \a$116  <= \a$109 ;
-  always @(posedge clk)
-    \step$114  <= \$240 ;
-  always @(posedge clk)
-    \b$139  <= \b$111 ;
-  always @(posedge clk)
-    buffer_load_2_3_0 <= \$241 ;
-  always @(posedge clk)
-    buffer_in_2_3_0 <= \flush_sum$260 ;
-  always @(posedge clk)
-    buffer_load_2_3_1 <= \$242 ;
-  always @(posedge clk)
-    buffer_in_2_3_1 <= buffer_in_2_3_0;
-  always @(posedge clk)
-    \b$146  <= \b$118 ;
-  always @(posedge clk)
-    buffer_load_3_0_0 <= \$243 ;
-  always @(posedge clk)
-    buffer_in_3_0_0 <= \flush_sum$266 ;
-  always @(posedge clk)
-    buffer_load_3_0_1 <= \$244 ;
-  always @(posedge clk)
-    buffer_in_3_0_1 <= buffer_in_3_0_0;
-  always @(posedge clk)
-    \a$130  <= \a$123 ;
-  always @(posedge clk)
-    \step$128  <= \$245 ;
-  always @(posedge clk)
-    buffer_load_3_1_0 <= \$246 ;
-  always @(posedge clk)
-    buffer_in_3_1_0 <= \flush_sum$272 ;
-  always @(posedge clk)
-    buffer_load_3_1_1 <= \$247 ;
-  always @(posedge clk)
-    buffer_in_3_1_1 <= buffer_in_3_1_0;
-  always @(posedge clk)
-    \a$137  <= \a$130 ;
-  always @(posedge clk)
-    \step$135  <= \$248 ;
-  always @(posedge clk)
-    buffer_load_3_2_0 <= \$249 ;
-  always @(posedge clk)
-    buffer_in_3_2_0 <= \flush_sum$278 ;
-  always @(posedge clk)
-    buffer_load_3_2_1 <= \$250 ;
-  always @(posedge clk)
-    buffer_in_3_2_1 <= buffer_in_3_2_0;
-  always @(posedge clk)
-    \a$144  <= \a$137 ;
-  always @(posedge clk)
-    \step$142  <= \$251 ;
-  always @(posedge clk)
-    buffer_load_3_3_0 <= \$252 ;
-  always @(posedge clk)
-    buffer_in_3_3_0 <= \flush_sum$284 ;
-  always @(posedge clk)
-    buffer_load_3_3_1 <= \$253 ;
-  always @(posedge clk)
-    buffer_in_3_3_1 <= buffer_in_3_3_0;
-  always @(posedge clk)
-    buffer_turn_0 <= \$254 ;
-  always @(posedge clk)
-    buffer_left_0 <= \$255 ;
-  always @(posedge clk)
-    buffer_turn_1 <= \$256 ;
-  always @(posedge clk)
-    buffer_left_1 <= \$257 ;
-  always @(posedge clk)
-    buffer_turn_2 <= \$258 ;
-  always @(posedge clk)
-    buffer_left_2 <= \$259 ;
-  always @(posedge clk)
-    buffer_turn_3 <= \$260 ;
-  always @(posedge clk)
-    buffer_left_3 <= \$261 ;
-  always @(posedge clk)
-    buffer_shift_0_0_0 <= \$262 ;
-  always @(posedge clk)
-    buffer_shift_0_0_1 <= \$263 ;
-  always @(posedge clk)
-    buffer_0_0_0 <= \$264 ;
-  always @(posedge clk)
-    buffer_0_0_1 <= \$265 ;
-  always @(posedge clk)
-    buffer_0_0_2 <= \$266 ;
-  always @(posedge clk)
-    buffer_0_0_3 <= \$267 ;
-  always @(posedge clk)
-    buffer_0_0_4 <= \$268 ;
-  always @(posedge clk)
-    buffer_0_0_5 <= \$269 ;
-  always @(posedge clk)
-    buffer_0_0_6 <= \$270 ;
-  always @(posedge clk)
-    buffer_0_0_7 <= \$271 ;
-  always @(posedge clk)
-    buffer_shift_0_1_0 <= \$272 ;
-  always @(posedge clk)
-    buffer_shift_0_1_1 <= \$273 ;
-  always @(posedge clk)
-    buffer_0_1_0 <= \$274 ;
-  always @(posedge clk)
-    buffer_0_1_1 <= \$275 ;
-  always @(posedge clk)
-    buffer_0_1_2 <= \$276 ;
-  always @(posedge clk)
-    buffer_0_1_3 <= \$277 ;
-  always @(posedge clk)
-    buffer_0_1_4 <= \$278 ;
-  always @(posedge clk)
-    buffer_0_1_5 <= \$279 ;
-  always @(posedge clk)
-    buffer_0_1_6 <= \$280 ;
-  always @(posedge clk)
-    buffer_0_1_7 <= \$281 ;
-  always @(posedge clk)
-    buffer_shift_0_2_0 <= \$282 ;
-  always @(posedge clk)
-    buffer_shift_0_2_1 <= \$283 ;
-  always @(posedge clk)
-    buffer_0_2_0 <= \$284 ;
-  always @(posedge clk)
-    buffer_0_2_1 <= \$285 ;
-  always @(posedge clk)
-    buffer_0_2_2 <= \$286 ;
-  always @(posedge clk)
-    buffer_0_2_3 <= \$287 ;
-  always @(posedge clk)
-    buffer_0_2_4 <= \$288 ;
-  always @(posedge clk)
-    buffer_0_2_5 <= \$289 ;
-  always @(posedge clk)
-    buffer_0_2_6 <= \$290 ;
-  always @(posedge clk)
-    buffer_0_2_7 <= \$291 ;
-  always @(posedge clk)
-    buffer_shift_0_3_0 <= \$292 ;
-  always @(posedge clk)
-    buffer_shift_0_3_1 <= \$293 ;
-  always @(posedge clk)
-    buffer_0_3_0 <= \$294 ;
-  always @(posedge clk)
-    buffer_0_3_1 <= \$295 ;
-  always @(posedge clk)
-    buffer_0_3_2 <= \$296 ;
-  always @(posedge clk)
-    buffer_0_3_3 <= \$297 ;
-  always @(posedge clk)
-    buffer_0_3_4 <= \$298 ;
-  always @(posedge clk)
-    buffer_0_3_5 <= \$299 ;
-  always @(posedge clk)
-    buffer_0_3_6 <= \$300 ;
-  always @(posedge clk)
-    buffer_0_3_7 <= \$301 ;
-  always @(posedge clk)
-    buffer_shift_1_0_0 <= \$302 ;
-  always @(posedge clk)
-    buffer_shift_1_0_1 <= \$303 ;
-  always @(posedge clk)
-    buffer_1_0_0 <= \$304 ;
-  always @(posedge clk)
-    buffer_1_0_1 <= \$305 ;
-  always @(posedge clk)
-    buffer_1_0_2 <= \$306 ;
-  always @(posedge clk)
-    buffer_1_0_3 <= \$307 ;
-  always @(posedge clk)
-    buffer_1_0_4 <= \$308 ;
-  always @(posedge clk)
-    buffer_1_0_5 <= \$309 ;
-  always @(posedge clk)
-    buffer_1_0_6 <= \$310 ;
-  always @(posedge clk)
-    buffer_1_0_7 <= \$311 ;
-  always @(posedge clk)
-    buffer_shift_1_1_0 <= \$312 ;
-  always @(posedge clk)
-    buffer_shift_1_1_1 <= \$313 ;
-  always @(posedge clk)
-    buffer_1_1_0 <= \$314 ;
-  always @(posedge clk)
-    buffer_1_1_1 <= \$315 ;
-  always @(posedge clk)
-    buffer_1_1_2 <= \$316 ;
-  always @(posedge clk)
-    buffer_1_1_3 <= \$317 ;
-  always @(posedge clk)
-    buffer_1_1_4 <= \$318 ;
-  always @(posedge clk)
-    buffer_1_1_5 <= \$319 ;
-  always @(posedge clk)
-    buffer_1_1_6 <= \$320 ;
-  always @(posedge clk)
-    buffer_1_1_7 <= \$321 ;
-  always @(posedge clk)
-    buffer_shift_1_2_0 <= \$322 ;
-  always @(posedge clk)
-    buffer_shift_1_2_1 <= \$323 ;
-  always @(posedge clk)
-    buffer_1_2_0 <= \$324 ;
-  always @(posedge clk)
-    buffer_1_2_1 <= \$325 ;
-  always @(posedge clk)
-    buffer_1_2_2 <= \$326 ;
-  always @(posedge clk)
-    buffer_1_2_3 <= \$327 ;
-  always @(posedge clk)
-    buffer_1_2_4 <= \$328 ;
-  always @(posedge clk)
-    buffer_1_2_5 <= \$329 ;
-  always @(posedge clk)
-    buffer_1_2_6 <= \$330 ;
-  always @(posedge clk)
-    buffer_1_2_7 <= \$331 ;
-  always @(posedge clk)
-    buffer_shift_1_3_0 <= \$332 ;
-  always @(posedge clk)
-    buffer_shift_1_3_1 <= \$333 ;
-  always @(posedge clk)
-    buffer_1_3_0 <= \$334 ;
-  always @(posedge clk)
-    buffer_1_3_1 <= \$335 ;
-  always @(posedge clk)
-    buffer_1_3_2 <= \$336 ;
-  always @(posedge clk)
-    buffer_1_3_3 <= \$337 ;
-  always @(posedge clk)
-    buffer_1_3_4 <= \$338 ;
-  always @(posedge clk)
-    buffer_1_3_5 <= \$339 ;
-  always @(posedge clk)
-    buffer_1_3_6 <= \$340 ;
+  assign \$178  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$179  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$180  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$181  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$182  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$183  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$184  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$185  = buffer_load_0_0_0 | buffer_shift_0_0_1;
+  assign \$186  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$187  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$188  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$189  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$190  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$191  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$192  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$193  = buffer_load_0_1_0 | buffer_shift_0_1_1;
+  assign \$194  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$195  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$196  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$197  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$198  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$199  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$200  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$201  = buffer_load_0_2_0 | buffer_shift_0_2_1;
+  assign \$202  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$203  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$204  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$205  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$206  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$207  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$208  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$209  = buffer_load_0_3_0 | buffer_shift_0_3_1;
+  assign \$210  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$211  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$212  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$213  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$214  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$215  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$216  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$217  = buffer_load_1_0_0 | buffer_shift_1_0_1;
+  assign \$218  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$219  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$220  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$221  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$222  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$223  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$224  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$225  = buffer_load_1_1_0 | buffer_shift_1_1_1;
+  assign \$226  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$227  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$228  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$229  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$230  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$231  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$232  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$233  = buffer_load_1_2_0 | buffer_shift_1_2_1;
+  assign \$234  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$235  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$236  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$237  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$238  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$239  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$240  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$241  = buffer_load_1_3_0 | buffer_shift_1_3_1;
+  assign \$242  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$243  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$244  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$245  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$246  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$247  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$248  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$249  = buffer_load_2_0_0 | buffer_shift_2_0_1;
+  assign \$250  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$251  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$252  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$253  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$254  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$255  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$256  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$257  = buffer_load_2_1_0 | buffer_shift_2_1_1;
+  assign \$258  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$259  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$260  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$261  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$262  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$263  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$264  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$265  = buffer_load_2_2_0 | buffer_shift_2_2_1;
+  assign \$266  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$267  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$268  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$269  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$270  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$271  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$272  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$273  = buffer_load_2_3_0 | buffer_shift_2_3_1;
+  assign \$274  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$275  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$276  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$277  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$278  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$279  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$280  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$281  = buffer_load_3_0_0 | buffer_shift_3_0_1;
+  assign \$282  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$283  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$284  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$285  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$286  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$287  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$288  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$289  = buffer_load_3_1_0 | buffer_shift_3_1_1;
+  assign \$290  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$291  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$292  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$293  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$294  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$295  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$296  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$297  = buffer_load_3_2_0 | buffer_shift_3_2_1;
+  assign \$298  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$299  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$300  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$301  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$302  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$303  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$304  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$305  = buffer_load_3_3_0 | buffer_shift_3_3_1;
+  assign \$306  = taken == 3'h7;
+  assign \$307  = taken + 1'h1;
+  assign \$308  = \$306  ? 4'h0 : \$307 ;
+  assign \$309  = row_part == 2'h3;
+  assign \$310  = row_part + 1'h1;
+  assign \$311  = \$309  ? 3'h0 : \$310 ;
+  assign \$312  = row == 5'h1f;
+  assign \$313  = row + 1'h1;
+  always @(posedge clk)
+    turn <= \$314 ;
+  always @(posedge clk)
+    due <= \$315 ;
+  always @(posedge clk)
+    buffer_reserved <= \$316 ;
+  always @(posedge clk)
+    flushing <= \$317 ;
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -2165,406 +2954,534 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1  pe_0_1 (
     .a(\a$46 ),
-    .acc(\flush_sum$200 ),
+    .acc(\flush_sum$199 ),
     .b(\b$48 ),
     .clk(clk),
-    .flush(\flush$198 ),
+    .flush(\flush$197 ),
     .rst(rst),
     .step(\step$44 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2  pe_0_2 (
     .a(\a$53 ),
-    .acc(\flush_sum$206 ),
+    .acc(\flush_sum$204 ),
     .b(\b$55 ),
     .clk(clk),
-    .flush(\flush$204 ),
+    .flush(\flush$202 ),
     .rst(rst),
     .step(\step$51 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3  pe_0_3 (
     .a(\a$60 ),
-    .acc(\flush_sum$212 ),
+    .acc(\flush_sum$209 ),
     .b(\b$62 ),
     .clk(clk),
-    .flush(\flush$210 ),
+    .flush(\flush$207 ),
     .rst(rst),
     .step(\step$58 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0  pe_1_0 (
     .a(\a$67 ),
-    .acc(\flush_sum$218 ),
+    .acc(\flush_sum$214 ),
     .b(\b$69 ),
     .clk(clk),
-    .flush(\flush$216 ),
+    .flush(\flush$212 ),
     .rst(rst),
     .step(\step$65 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1  pe_1_1 (
     .a(\a$74 ),
-    .acc(\flush_sum$224 ),
+    .acc(\flush_sum$219 ),
     .b(\b$76 ),
     .clk(clk),
-    .flush(\flush$222 ),
+    .flush(\flush$217 ),
     .rst(rst),
     .step(\step$72 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2  pe_1_2 (
     .a(\a$81 ),
-    .acc(\flush_sum$230 ),
+    .acc(\flush_sum$224 ),
     .b(\b$83 ),
     .clk(clk),
-    .flush(\flush$228 ),
+    .flush(\flush$222 ),
     .rst(rst),
     .step(\step$79 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3  pe_1_3 (
     .a(\a$88 ),
-    .acc(\flush_sum$236 ),
+    .acc(\flush_sum$229 ),
     .b(\b$90 ),
     .clk(clk),
-    .flush(\flush$234 ),
+    .flush(\flush$227 ),
     .rst(rst),
     .step(\step$86 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0  pe_2_0 (
     .a(\a$95 ),
-    .acc(\flush_sum$242 ),
+    .acc(\flush_sum$234 ),
     .b(\b$97 ),
     .clk(clk),
-    .flush(\flush$240 ),
+    .flush(\flush$232 ),
     .rst(rst),
     .step(\step$93 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1  pe_2_1 (
     .a(\a$102 ),
-    .acc(\flush_sum$248 ),
+    .acc(\flush_sum$239 ),
     .b(\b$104 ),
     .clk(clk),
-    .flush(\flush$246 ),
+    .flush(\flush$237 ),
     .rst(rst),
     .step(\step$100 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2  pe_2_2 (
     .a(\a$109 ),
-    .acc(\flush_sum$254 ),
+    .acc(\flush_sum$244 ),
     .b(\b$111 ),
     .clk(clk),
-    .flush(\flush$252 ),
+    .flush(\flush$242 ),
     .rst(rst),
     .step(\step$107 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3  pe_2_3 (
     .a(\a$116 ),
-    .acc(\flush_sum$260 ),
+    .acc(\flush_sum$249 ),
     .b(\b$118 ),
     .clk(clk),
-    .flush(\flush$258 ),
+    .flush(\flush$247 ),
     .rst(rst),
     .step(\step$114 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0  pe_3_0 (
     .a(\a$123 ),
-    .acc(\flush_sum$266 ),
+    .acc(\flush_sum$254 ),
     .b(\b$125 ),
     .clk(clk),
-    .flush(\flush$264 ),
+    .flush(\flush$252 ),
     .rst(rst),
     .step(\step$121 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1  pe_3_1 (
     .a(\a$130 ),
-    .acc(\flush_sum$272 ),
+    .acc(\flush_sum$259 ),
     .b(\b$132 ),
     .clk(clk),
-    .flush(\flush$270 ),
+    .flush(\flush$257 ),
     .rst(rst),
     .step(\step$128 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2  pe_3_2 (
     .a(\a$137 ),
-    .acc(\flush_sum$278 ),
+    .acc(\flush_sum$264 ),
     .b(\b$139 ),
     .clk(clk),
-    .flush(\flush$276 ),
+    .flush(\flush$262 ),
     .rst(rst),
     .step(\step$135 )
   );
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3  pe_3_3 (
     .a(\a$144 ),
-    .acc(\flush_sum$284 ),
+    .acc(\flush_sum$269 ),
     .b(\b$146 ),
     .clk(clk),
-    .flush(\flush$282 ),
+    .flush(\flush$267 ),
     .rst(rst),
     .step(\step$142 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$341  = buffer_1_3_7;
-    if (\$185 ) begin
-      \$341  = buffer_in_1_3_1;
-    end
+    \$319  = control;
     if (rst) begin
-      \$341  = 12'h000;
+      \$319  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$342  = buffer_read_2;
+    \$320  = \step$65 ;
+    if (rst) begin
+      \$320  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$321  = \step$93 ;
+    if (rst) begin
+      \$321  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$322  = \flush$192 ;
+    if (rst) begin
+      \$322  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$323  = control;
+    if (rst) begin
+      \$323  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$324  = \flush$197 ;
+    if (rst) begin
+      \$324  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$325  = \step$44 ;
+    if (rst) begin
+      \$325  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$326  = \flush$202 ;
+    if (rst) begin
+      \$326  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$327  = \step$51 ;
+    if (rst) begin
+      \$327  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$328  = \flush$207 ;
+    if (rst) begin
+      \$328  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$329  = \flush$212 ;
+    if (rst) begin
+      \$329  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$330  = \step$65 ;
+    if (rst) begin
+      \$330  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$331  = \flush$217 ;
+    if (rst) begin
+      \$331  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$332  = \step$72 ;
+    if (rst) begin
+      \$332  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$333  = \flush$222 ;
+    if (rst) begin
+      \$333  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$334  = \step$79 ;
+    if (rst) begin
+      \$334  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$335  = \flush$227 ;
+    if (rst) begin
+      \$335  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$336  = \flush$232 ;
+    if (rst) begin
+      \$336  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$337  = \step$93 ;
+    if (rst) begin
+      \$337  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$338  = \flush$237 ;
+    if (rst) begin
+      \$338  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$339  = \step$100 ;
+    if (rst) begin
+      \$339  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$340  = \flush$242 ;
+    if (rst) begin
+      \$340  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$341  = \step$107 ;
+    if (rst) begin
+      \$341  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$342  = \flush$247 ;
     if (rst) begin
       \$342  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$343  = buffer_shift_2_0_0;
+    \$343  = \flush$252 ;
     if (rst) begin
       \$343  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$344  = buffer_2_0_0;
-    if (\$186 ) begin
-      \$344  = buffer_2_0_1;
-    end
+    \$344  = \step$121 ;
     if (rst) begin
-      \$344  = 12'h000;
+      \$344  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$345  = buffer_2_0_1;
-    if (\$186 ) begin
-      \$345  = buffer_2_0_2;
-    end
+    \$345  = \flush$257 ;
     if (rst) begin
-      \$345  = 12'h000;
+      \$345  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$346  = buffer_2_0_2;
-    if (\$186 ) begin
-      \$346  = buffer_2_0_3;
-    end
+    \$346  = \step$128 ;
     if (rst) begin
-      \$346  = 12'h000;
+      \$346  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$347  = buffer_2_0_3;
-    if (\$186 ) begin
-      \$347  = buffer_2_0_4;
-    end
+    \$347  = \flush$262 ;
     if (rst) begin
-      \$347  = 12'h000;
+      \$347  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$348  = buffer_2_0_4;
-    if (\$186 ) begin
-      \$348  = buffer_2_0_5;
-    end
+    \$348  = \step$135 ;
     if (rst) begin
-      \$348  = 12'h000;
+      \$348  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$349  = buffer_2_0_5;
-    if (\$186 ) begin
-      \$349  = buffer_2_0_6;
-    end
+    \$349  = \flush$267 ;
     if (rst) begin
-      \$349  = 12'h000;
+      \$349  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$350  = buffer_2_0_6;
-    if (\$186 ) begin
-      \$350  = buffer_2_0_7;
-    end
+    \$350  = buffer_load_3_3_0;
     if (rst) begin
-      \$350  = 12'h000;
+      \$350  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$351  = buffer_2_0_7;
-    if (\$186 ) begin
-      \$351  = buffer_in_2_0_1;
+    \$351  = buffer_turn_0;
+    if (buffer_read_3) begin
+      \$351  = 1'h1;
+    end else if (buffer_read_0) begin
+      \$351  = 1'h0;
     end
     if (rst) begin
-      \$351  = 12'h000;
+      \$351  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$352  = buffer_read_2;
+    \$352  = buffer_left_0;
+    if (tile_in) begin
+      \$352  = 4'h8;
+    end else if (buffer_read_0) begin
+      \$352  = \$174 [3:0];
+    end
     if (rst) begin
-      \$352  = 1'h0;
+      \$352  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$353  = buffer_shift_2_1_0;
+    \$353  = buffer_turn_1;
+    if (buffer_read_0) begin
+      \$353  = 1'h1;
+    end else if (buffer_read_1) begin
+      \$353  = 1'h0;
+    end
     if (rst) begin
       \$353  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$354  = buffer_2_1_0;
-    if (\$187 ) begin
-      \$354  = buffer_2_1_1;
+    \$354  = buffer_left_1;
+    if (tile_in) begin
+      \$354  = 4'h8;
+    end else if (buffer_read_1) begin
+      \$354  = \$175 [3:0];
     end
     if (rst) begin
-      \$354  = 12'h000;
+      \$354  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$355  = buffer_2_1_1;
-    if (\$187 ) begin
-      \$355  = buffer_2_1_2;
+    \$355  = buffer_turn_2;
+    if (buffer_read_1) begin
+      \$355  = 1'h1;
+    end else if (buffer_read_2) begin
+      \$355  = 1'h0;
     end
     if (rst) begin
-      \$355  = 12'h000;
+      \$355  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$356  = buffer_2_1_2;
-    if (\$187 ) begin
-      \$356  = buffer_2_1_3;
+    \$356  = buffer_left_2;
+    if (tile_in) begin
+      \$356  = 4'h8;
+    end else if (buffer_read_2) begin
+      \$356  = \$176 [3:0];
     end
     if (rst) begin
-      \$356  = 12'h000;
+      \$356  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$357  = buffer_2_1_3;
-    if (\$187 ) begin
-      \$357  = buffer_2_1_4;
+    \$357  = buffer_turn_3;
+    if (buffer_read_2) begin
+      \$357  = 1'h1;
+    end else if (buffer_read_3) begin
+      \$357  = 1'h0;
     end
     if (rst) begin
-      \$357  = 12'h000;
+      \$357  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$358  = buffer_2_1_4;
-    if (\$187 ) begin
-      \$358  = buffer_2_1_5;
+    \$358  = buffer_left_3;
+    if (tile_in) begin
+      \$358  = 4'h8;
+    end else if (buffer_read_3) begin
+      \$358  = \$177 [3:0];
     end
     if (rst) begin
-      \$358  = 12'h000;
+      \$358  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$359  = buffer_2_1_5;
-    if (\$187 ) begin
-      \$359  = buffer_2_1_6;
-    end
+    \$359  = buffer_read_0;
     if (rst) begin
-      \$359  = 12'h000;
+      \$359  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$360  = buffer_2_1_6;
-    if (\$187 ) begin
-      \$360  = buffer_2_1_7;
-    end
+    \$360  = buffer_shift_0_0_0;
     if (rst) begin
-      \$360  = 12'h000;
+      \$360  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$361  = buffer_2_1_7;
-    if (\$187 ) begin
-      \$361  = buffer_in_2_1_1;
-    end
+    \$361  = \$178 ;
     if (rst) begin
-      \$361  = 12'h000;
+      \$361  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$362  = buffer_read_2;
+    \$362  = \$179 ;
     if (rst) begin
       \$362  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$363  = buffer_shift_2_2_0;
+    \$363  = \$180 ;
     if (rst) begin
       \$363  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$364  = buffer_2_2_0;
-    if (\$188 ) begin
-      \$364  = buffer_2_2_1;
-    end
+    \$364  = \$181 ;
     if (rst) begin
-      \$364  = 12'h000;
+      \$364  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$365  = buffer_2_2_1;
-    if (\$188 ) begin
-      \$365  = buffer_2_2_2;
-    end
+    \$365  = \$182 ;
     if (rst) begin
-      \$365  = 12'h000;
+      \$365  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$366  = buffer_2_2_2;
-    if (\$188 ) begin
-      \$366  = buffer_2_2_3;
-    end
+    \$366  = \$183 ;
     if (rst) begin
-      \$366  = 12'h000;
+      \$366  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$367  = buffer_2_2_3;
-    if (\$188 ) begin
-      \$367  = buffer_2_2_4;
-    end
+    \$367  = \$184 ;
     if (rst) begin
-      \$367  = 12'h000;
+      \$367  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$368  = buffer_2_2_4;
-    if (\$188 ) begin
-      \$368  = buffer_2_2_5;
-    end
+    \$368  = \$185 ;
     if (rst) begin
-      \$368  = 12'h000;
+      \$368  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$369  = buffer_2_2_5;
-    if (\$188 ) begin
-      \$369  = buffer_2_2_6;
+    \$369  = buffer_0_0_0;
+    if (buffer_enable_0_0_0) begin
+      \$369  = buffer_0_0_1;
     end
     if (rst) begin
       \$369  = 12'h000;
@@ -2572,9 +3489,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$370  = buffer_2_2_6;
-    if (\$188 ) begin
-      \$370  = buffer_2_2_7;
+    \$370  = buffer_0_0_1;
+    if (buffer_enable_0_0_1) begin
+      \$370  = buffer_0_0_2;
     end
     if (rst) begin
       \$370  = 12'h000;
@@ -2582,9 +3499,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$371  = buffer_2_2_7;
-    if (\$188 ) begin
-      \$371  = buffer_in_2_2_1;
+    \$371  = buffer_0_0_2;
+    if (buffer_enable_0_0_2) begin
+      \$371  = buffer_0_0_3;
     end
     if (rst) begin
       \$371  = 12'h000;
@@ -2592,23 +3509,29 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$372  = buffer_read_2;
+    \$372  = buffer_0_0_3;
+    if (buffer_enable_0_0_3) begin
+      \$372  = buffer_0_0_4;
+    end
     if (rst) begin
-      \$372  = 1'h0;
+      \$372  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$373  = buffer_shift_2_3_0;
+    \$373  = buffer_0_0_4;
+    if (buffer_enable_0_0_4) begin
+      \$373  = buffer_0_0_5;
+    end
     if (rst) begin
-      \$373  = 1'h0;
+      \$373  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$374  = buffer_2_3_0;
-    if (\$189 ) begin
-      \$374  = buffer_2_3_1;
+    \$374  = buffer_0_0_5;
+    if (buffer_enable_0_0_5) begin
+      \$374  = buffer_0_0_6;
     end
     if (rst) begin
       \$374  = 12'h000;
@@ -2616,9 +3539,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$375  = buffer_2_3_1;
-    if (\$189 ) begin
-      \$375  = buffer_2_3_2;
+    \$375  = buffer_0_0_6;
+    if (buffer_enable_0_0_6) begin
+      \$375  = buffer_0_0_7;
     end
     if (rst) begin
       \$375  = 12'h000;
@@ -2626,9 +3549,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$376  = buffer_2_3_2;
-    if (\$189 ) begin
-      \$376  = buffer_2_3_3;
+    \$376  = buffer_0_0_7;
+    if (buffer_enable_0_0_7) begin
+      \$376  = buffer_in_0_0_1;
     end
     if (rst) begin
       \$376  = 12'h000;
@@ -2636,103 +3559,79 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$377  = buffer_2_3_3;
-    if (\$189 ) begin
-      \$377  = buffer_2_3_4;
-    end
+    \$377  = buffer_read_0;
     if (rst) begin
-      \$377  = 12'h000;
+      \$377  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$378  = buffer_2_3_4;
-    if (\$189 ) begin
-      \$378  = buffer_2_3_5;
-    end
+    \$378  = buffer_shift_0_1_0;
     if (rst) begin
-      \$378  = 12'h000;
+      \$378  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$379  = buffer_2_3_5;
-    if (\$189 ) begin
-      \$379  = buffer_2_3_6;
-    end
+    \$379  = \$186 ;
     if (rst) begin
-      \$379  = 12'h000;
+      \$379  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$380  = buffer_2_3_6;
-    if (\$189 ) begin
-      \$380  = buffer_2_3_7;
-    end
+    \$380  = \$187 ;
     if (rst) begin
-      \$380  = 12'h000;
+      \$380  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$381  = buffer_2_3_7;
-    if (\$189 ) begin
-      \$381  = buffer_in_2_3_1;
-    end
+    \$381  = \$188 ;
     if (rst) begin
-      \$381  = 12'h000;
+      \$381  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$382  = buffer_read_3;
+    \$382  = \$189 ;
     if (rst) begin
       \$382  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$383  = buffer_shift_3_0_0;
+    \$383  = \$190 ;
     if (rst) begin
       \$383  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$384  = buffer_3_0_0;
-    if (\$190 ) begin
-      \$384  = buffer_3_0_1;
-    end
+    \$384  = \$191 ;
     if (rst) begin
-      \$384  = 12'h000;
+      \$384  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$385  = buffer_3_0_1;
-    if (\$190 ) begin
-      \$385  = buffer_3_0_2;
-    end
+    \$385  = \$192 ;
     if (rst) begin
-      \$385  = 12'h000;
+      \$385  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$386  = buffer_3_0_2;
-    if (\$190 ) begin
-      \$386  = buffer_3_0_3;
-    end
+    \$386  = \$193 ;
     if (rst) begin
-      \$386  = 12'h000;
+      \$386  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$387  = buffer_3_0_3;
-    if (\$190 ) begin
-      \$387  = buffer_3_0_4;
+    \$387  = buffer_0_1_0;
+    if (buffer_enable_0_1_0) begin
+      \$387  = buffer_0_1_1;
     end
     if (rst) begin
       \$387  = 12'h000;
@@ -2740,9 +3639,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$388  = buffer_3_0_4;
-    if (\$190 ) begin
-      \$388  = buffer_3_0_5;
+    \$388  = buffer_0_1_1;
+    if (buffer_enable_0_1_1) begin
+      \$388  = buffer_0_1_2;
     end
     if (rst) begin
       \$388  = 12'h000;
@@ -2750,9 +3649,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$389  = buffer_3_0_5;
-    if (\$190 ) begin
-      \$389  = buffer_3_0_6;
+    \$389  = buffer_0_1_2;
+    if (buffer_enable_0_1_2) begin
+      \$389  = buffer_0_1_3;
     end
     if (rst) begin
       \$389  = 12'h000;
@@ -2760,9 +3659,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$390  = buffer_3_0_6;
-    if (\$190 ) begin
-      \$390  = buffer_3_0_7;
+    \$390  = buffer_0_1_3;
+    if (buffer_enable_0_1_3) begin
+      \$390  = buffer_0_1_4;
     end
     if (rst) begin
       \$390  = 12'h000;
@@ -2770,9 +3669,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$391  = buffer_3_0_7;
-    if (\$190 ) begin
-      \$391  = buffer_in_3_0_1;
+    \$391  = buffer_0_1_4;
+    if (buffer_enable_0_1_4) begin
+      \$391  = buffer_0_1_5;
     end
     if (rst) begin
       \$391  = 12'h000;
@@ -2780,23 +3679,29 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$392  = buffer_read_3;
+    \$392  = buffer_0_1_5;
+    if (buffer_enable_0_1_5) begin
+      \$392  = buffer_0_1_6;
+    end
     if (rst) begin
-      \$392  = 1'h0;
+      \$392  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$393  = buffer_shift_3_1_0;
+    \$393  = buffer_0_1_6;
+    if (buffer_enable_0_1_6) begin
+      \$393  = buffer_0_1_7;
+    end
     if (rst) begin
-      \$393  = 1'h0;
+      \$393  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$394  = buffer_3_1_0;
-    if (\$191 ) begin
-      \$394  = buffer_3_1_1;
+    \$394  = buffer_0_1_7;
+    if (buffer_enable_0_1_7) begin
+      \$394  = buffer_in_0_1_1;
     end
     if (rst) begin
       \$394  = 12'h000;
@@ -2804,103 +3709,79 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$395  = buffer_3_1_1;
-    if (\$191 ) begin
-      \$395  = buffer_3_1_2;
-    end
+    \$395  = buffer_read_0;
     if (rst) begin
-      \$395  = 12'h000;
+      \$395  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$396  = buffer_3_1_2;
-    if (\$191 ) begin
-      \$396  = buffer_3_1_3;
-    end
+    \$396  = buffer_shift_0_2_0;
     if (rst) begin
-      \$396  = 12'h000;
+      \$396  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$397  = buffer_3_1_3;
-    if (\$191 ) begin
-      \$397  = buffer_3_1_4;
-    end
+    \$397  = \$194 ;
     if (rst) begin
-      \$397  = 12'h000;
+      \$397  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$398  = buffer_3_1_4;
-    if (\$191 ) begin
-      \$398  = buffer_3_1_5;
-    end
+    \$398  = \$195 ;
     if (rst) begin
-      \$398  = 12'h000;
+      \$398  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$399  = buffer_3_1_5;
-    if (\$191 ) begin
-      \$399  = buffer_3_1_6;
-    end
+    \$399  = \$196 ;
     if (rst) begin
-      \$399  = 12'h000;
+      \$399  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$400  = buffer_3_1_6;
-    if (\$191 ) begin
-      \$400  = buffer_3_1_7;
-    end
+    \$400  = \$197 ;
     if (rst) begin
-      \$400  = 12'h000;
+      \$400  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$401  = buffer_3_1_7;
-    if (\$191 ) begin
-      \$401  = buffer_in_3_1_1;
-    end
+    \$401  = \$198 ;
     if (rst) begin
-      \$401  = 12'h000;
+      \$401  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$402  = buffer_read_3;
+    \$402  = \$199 ;
     if (rst) begin
       \$402  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$403  = buffer_shift_3_2_0;
+    \$403  = \$200 ;
     if (rst) begin
       \$403  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$404  = buffer_3_2_0;
-    if (\$192 ) begin
-      \$404  = buffer_3_2_1;
-    end
+    \$404  = \$201 ;
     if (rst) begin
-      \$404  = 12'h000;
+      \$404  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$405  = buffer_3_2_1;
-    if (\$192 ) begin
-      \$405  = buffer_3_2_2;
+    \$405  = buffer_0_2_0;
+    if (buffer_enable_0_2_0) begin
+      \$405  = buffer_0_2_1;
     end
     if (rst) begin
       \$405  = 12'h000;
@@ -2908,9 +3789,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$406  = buffer_3_2_2;
-    if (\$192 ) begin
-      \$406  = buffer_3_2_3;
+    \$406  = buffer_0_2_1;
+    if (buffer_enable_0_2_1) begin
+      \$406  = buffer_0_2_2;
     end
     if (rst) begin
       \$406  = 12'h000;
@@ -2918,9 +3799,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$407  = buffer_3_2_3;
-    if (\$192 ) begin
-      \$407  = buffer_3_2_4;
+    \$407  = buffer_0_2_2;
+    if (buffer_enable_0_2_2) begin
+      \$407  = buffer_0_2_3;
     end
     if (rst) begin
       \$407  = 12'h000;
@@ -2928,9 +3809,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$408  = buffer_3_2_4;
-    if (\$192 ) begin
-      \$408  = buffer_3_2_5;
+    \$408  = buffer_0_2_3;
+    if (buffer_enable_0_2_3) begin
+      \$408  = buffer_0_2_4;
     end
     if (rst) begin
       \$408  = 12'h000;
@@ -2938,9 +3819,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$409  = buffer_3_2_5;
-    if (\$192 ) begin
-      \$409  = buffer_3_2_6;
+    \$409  = buffer_0_2_4;
+    if (buffer_enable_0_2_4) begin
+      \$409  = buffer_0_2_5;
     end
     if (rst) begin
       \$409  = 12'h000;
@@ -2948,9 +3829,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$410  = buffer_3_2_6;
-    if (\$192 ) begin
-      \$410  = buffer_3_2_7;
+    \$410  = buffer_0_2_5;
+    if (buffer_enable_0_2_5) begin
+      \$410  = buffer_0_2_6;
     end
     if (rst) begin
       \$410  = 12'h000;
@@ -2958,9 +3839,9 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$411  = buffer_3_2_7;
-    if (\$192 ) begin
-      \$411  = buffer_in_3_2_1;
+    \$411  = buffer_0_2_6;
+    if (buffer_enable_0_2_6) begin
+      \$411  = buffer_0_2_7;
     end
     if (rst) begin
       \$411  = 12'h000;
@@ -2968,1370 +3849,2069 @@ module mac_e4m3_e5m6_sr8_4x4_il8(inp__valid, out__ready, clk, rst, inp__ready, o
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$412  = buffer_read_3;
+    \$412  = buffer_0_2_7;
+    if (buffer_enable_0_2_7) begin
+      \$412  = buffer_in_0_2_1;
+    end
     if (rst) begin
-      \$412  = 1'h0;
+      \$412  = 12'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$413  = buffer_shift_3_3_0;
+    \$413  = buffer_read_0;
     if (rst) begin
       \$413  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$414  = buffer_3_3_0;
-    if (\$193 ) begin
-      \$414  = buffer_3_3_1;
-    end
+    \$414  = buffer_shift_0_3_0;
     if (rst) begin
-      \$414  = 12'h000;
+      \$414  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$415  = buffer_3_3_1;
-    if (\$193 ) begin
-      \$415  = buffer_3_3_2;
-    end
+    \$415  = \$202 ;
     if (rst) begin
-      \$415  = 12'h000;
+      \$415  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$416  = buffer_3_3_2;
-    if (\$193 ) begin
-      \$416  = buffer_3_3_3;
-    end
+    \$416  = \$203 ;
     if (rst) begin
-      \$416  = 12'h000;
+      \$416  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$417  = buffer_3_3_3;
-    if (\$193 ) begin
-      \$417  = buffer_3_3_4;
-    end
+    \$417  = \$204 ;
     if (rst) begin
-      \$417  = 12'h000;
+      \$417  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$418  = buffer_3_3_4;
-    if (\$193 ) begin
-      \$418  = buffer_3_3_5;
-    end
+    \$418  = \$205 ;
     if (rst) begin
-      \$418  = 12'h000;
+      \$418  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$419  = buffer_3_3_5;
-    if (\$193 ) begin
-      \$419  = buffer_3_3_6;
-    end
+    \$419  = \$206 ;
     if (rst) begin
-      \$419  = 12'h000;
+      \$419  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$420  = buffer_3_3_6;
-    if (\$193 ) begin
-      \$420  = buffer_3_3_7;
-    end
+    \$420  = \$207 ;
     if (rst) begin
-      \$420  = 12'h000;
+      \$420  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$421  = buffer_3_3_7;
-    if (\$193 ) begin
-      \$421  = buffer_in_3_3_1;
-    end
+    \$421  = \$208 ;
     if (rst) begin
-      \$421  = 12'h000;
+      \$421  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$422  = taken;
+    \$422  = \$209 ;
+    if (rst) begin
+      \$422  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$423  = buffer_0_3_0;
+    if (buffer_enable_0_3_0) begin
+      \$423  = buffer_0_3_1;
+    end
+    if (rst) begin
+      \$423  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$424  = buffer_0_3_1;
+    if (buffer_enable_0_3_1) begin
+      \$424  = buffer_0_3_2;
+    end
+    if (rst) begin
+      \$424  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$425  = buffer_0_3_2;
+    if (buffer_enable_0_3_2) begin
+      \$425  = buffer_0_3_3;
+    end
+    if (rst) begin
+      \$425  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$426  = buffer_0_3_3;
+    if (buffer_enable_0_3_3) begin
+      \$426  = buffer_0_3_4;
+    end
+    if (rst) begin
+      \$426  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$427  = buffer_0_3_4;
+    if (buffer_enable_0_3_4) begin
+      \$427  = buffer_0_3_5;
+    end
+    if (rst) begin
+      \$427  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$428  = buffer_0_3_5;
+    if (buffer_enable_0_3_5) begin
+      \$428  = buffer_0_3_6;
+    end
+    if (rst) begin
+      \$428  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$429  = buffer_0_3_6;
+    if (buffer_enable_0_3_6) begin
+      \$429  = buffer_0_3_7;
+    end
+    if (rst) begin
+      \$429  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$430  = buffer_0_3_7;
+    if (buffer_enable_0_3_7) begin
+      \$430  = buffer_in_0_3_1;
+    end
+    if (rst) begin
+      \$430  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$431  = buffer_read_1;
+    if (rst) begin
+      \$431  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$432  = buffer_shift_1_0_0;
+    if (rst) begin
+      \$432  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$433  = \$210 ;
+    if (rst) begin
+      \$433  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$434  = \$211 ;
+    if (rst) begin
+      \$434  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$435  = \$212 ;
+    if (rst) begin
+      \$435  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$436  = \$213 ;
+    if (rst) begin
+      \$436  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$437  = \$214 ;
+    if (rst) begin
+      \$437  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$438  = \$215 ;
+    if (rst) begin
+      \$438  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$439  = \$216 ;
+    if (rst) begin
+      \$439  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$440  = \$217 ;
+    if (rst) begin
+      \$440  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$441  = buffer_1_0_0;
+    if (buffer_enable_1_0_0) begin
+      \$441  = buffer_1_0_1;
+    end
+    if (rst) begin
+      \$441  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$442  = buffer_1_0_1;
+    if (buffer_enable_1_0_1) begin
+      \$442  = buffer_1_0_2;
+    end
+    if (rst) begin
+      \$442  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$443  = buffer_1_0_2;
+    if (buffer_enable_1_0_2) begin
+      \$443  = buffer_1_0_3;
+    end
+    if (rst) begin
+      \$443  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$444  = buffer_1_0_3;
+    if (buffer_enable_1_0_3) begin
+      \$444  = buffer_1_0_4;
+    end
+    if (rst) begin
+      \$444  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$445  = buffer_1_0_4;
+    if (buffer_enable_1_0_4) begin
+      \$445  = buffer_1_0_5;
+    end
+    if (rst) begin
+      \$445  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$446  = buffer_1_0_5;
+    if (buffer_enable_1_0_5) begin
+      \$446  = buffer_1_0_6;
+    end
+    if (rst) begin
+      \$446  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$447  = buffer_1_0_6;
+    if (buffer_enable_1_0_6) begin
+      \$447  = buffer_1_0_7;
+    end
+    if (rst) begin
+      \$447  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$448  = buffer_1_0_7;
+    if (buffer_enable_1_0_7) begin
+      \$448  = buffer_in_1_0_1;
+    end
+    if (rst) begin
+      \$448  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$449  = buffer_read_1;
+    if (rst) begin
+      \$449  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$450  = buffer_shift_1_1_0;
+    if (rst) begin
+      \$450  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$451  = \$218 ;
+    if (rst) begin
+      \$451  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$452  = \$219 ;
+    if (rst) begin
+      \$452  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$453  = \$220 ;
+    if (rst) begin
+      \$453  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$454  = \$221 ;
+    if (rst) begin
+      \$454  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$455  = \$222 ;
+    if (rst) begin
+      \$455  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$456  = \$223 ;
+    if (rst) begin
+      \$456  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$457  = \$224 ;
+    if (rst) begin
+      \$457  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$458  = \$225 ;
+    if (rst) begin
+      \$458  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$459  = buffer_1_1_0;
+    if (buffer_enable_1_1_0) begin
+      \$459  = buffer_1_1_1;
+    end
+    if (rst) begin
+      \$459  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$460  = buffer_1_1_1;
+    if (buffer_enable_1_1_1) begin
+      \$460  = buffer_1_1_2;
+    end
+    if (rst) begin
+      \$460  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$461  = buffer_1_1_2;
+    if (buffer_enable_1_1_2) begin
+      \$461  = buffer_1_1_3;
+    end
+    if (rst) begin
+      \$461  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$462  = buffer_1_1_3;
+    if (buffer_enable_1_1_3) begin
+      \$462  = buffer_1_1_4;
+    end
+    if (rst) begin
+      \$462  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$463  = buffer_1_1_4;
+    if (buffer_enable_1_1_4) begin
+      \$463  = buffer_1_1_5;
+    end
+    if (rst) begin
+      \$463  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$464  = buffer_1_1_5;
+    if (buffer_enable_1_1_5) begin
+      \$464  = buffer_1_1_6;
+    end
+    if (rst) begin
+      \$464  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$465  = buffer_1_1_6;
+    if (buffer_enable_1_1_6) begin
+      \$465  = buffer_1_1_7;
+    end
+    if (rst) begin
+      \$465  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$466  = buffer_1_1_7;
+    if (buffer_enable_1_1_7) begin
+      \$466  = buffer_in_1_1_1;
+    end
+    if (rst) begin
+      \$466  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$467  = buffer_read_1;
+    if (rst) begin
+      \$467  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$468  = buffer_shift_1_2_0;
+    if (rst) begin
+      \$468  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$469  = \$226 ;
+    if (rst) begin
+      \$469  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$470  = \$227 ;
+    if (rst) begin
+      \$470  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$471  = \$228 ;
+    if (rst) begin
+      \$471  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$472  = \$229 ;
+    if (rst) begin
+      \$472  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$473  = \$230 ;
+    if (rst) begin
+      \$473  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$474  = \$231 ;
+    if (rst) begin
+      \$474  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$475  = \$232 ;
+    if (rst) begin
+      \$475  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$476  = \$233 ;
+    if (rst) begin
+      \$476  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$477  = buffer_1_2_0;
+    if (buffer_enable_1_2_0) begin
+      \$477  = buffer_1_2_1;
+    end
+    if (rst) begin
+      \$477  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$478  = buffer_1_2_1;
+    if (buffer_enable_1_2_1) begin
+      \$478  = buffer_1_2_2;
+    end
+    if (rst) begin
+      \$478  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$479  = buffer_1_2_2;
+    if (buffer_enable_1_2_2) begin
+      \$479  = buffer_1_2_3;
+    end
+    if (rst) begin
+      \$479  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$480  = buffer_1_2_3;
+    if (buffer_enable_1_2_3) begin
+      \$480  = buffer_1_2_4;
+    end
+    if (rst) begin
+      \$480  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$481  = buffer_1_2_4;
+    if (buffer_enable_1_2_4) begin
+      \$481  = buffer_1_2_5;
+    end
+    if (rst) begin
+      \$481  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$482  = buffer_1_2_5;
+    if (buffer_enable_1_2_5) begin
+      \$482  = buffer_1_2_6;
+    end
+    if (rst) begin
+      \$482  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$483  = buffer_1_2_6;
+    if (buffer_enable_1_2_6) begin
+      \$483  = buffer_1_2_7;
+    end
+    if (rst) begin
+      \$483  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$484  = buffer_1_2_7;
+    if (buffer_enable_1_2_7) begin
+      \$484  = buffer_in_1_2_1;
+    end
+    if (rst) begin
+      \$484  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$485  = buffer_read_1;
+    if (rst) begin
+      \$485  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$486  = buffer_shift_1_3_0;
+    if (rst) begin
+      \$486  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$487  = \$234 ;
+    if (rst) begin
+      \$487  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$488  = \$235 ;
+    if (rst) begin
+      \$488  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$489  = \$236 ;
+    if (rst) begin
+      \$489  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$490  = \$237 ;
+    if (rst) begin
+      \$490  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$491  = \$238 ;
+    if (rst) begin
+      \$491  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$492  = \$239 ;
+    if (rst) begin
+      \$492  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$493  = \$240 ;
+    if (rst) begin
+      \$493  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$494  = \$241 ;
+    if (rst) begin
+      \$494  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$495  = buffer_1_3_0;
+    if (buffer_enable_1_3_0) begin
+      \$495  = buffer_1_3_1;
+    end
+    if (rst) begin
+      \$495  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$496  = buffer_1_3_1;
+    if (buffer_enable_1_3_1) begin
+      \$496  = buffer_1_3_2;
+    end
+    if (rst) begin
+      \$496  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$497  = buffer_1_3_2;
+    if (buffer_enable_1_3_2) begin
+      \$497  = buffer_1_3_3;
+    end
+    if (rst) begin
+      \$497  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$498  = buffer_1_3_3;
+    if (buffer_enable_1_3_3) begin
+      \$498  = buffer_1_3_4;
+    end
+    if (rst) begin
+      \$498  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$499  = buffer_1_3_4;
+    if (buffer_enable_1_3_4) begin
+      \$499  = buffer_1_3_5;
+    end
+    if (rst) begin
+      \$499  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$500  = buffer_1_3_5;
+    if (buffer_enable_1_3_5) begin
+      \$500  = buffer_1_3_6;
+    end
+    if (rst) begin
+      \$500  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$501  = buffer_1_3_6;
+    if (buffer_enable_1_3_6) begin
+      \$501  = buffer_1_3_7;
+    end
+    if (rst) begin
+      \$501  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$502  = buffer_1_3_7;
+    if (buffer_enable_1_3_7) begin
+      \$502  = buffer_in_1_3_1;
+    end
+    if (rst) begin
+      \$502  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$503  = buffer_read_2;
+    if (rst) begin
+      \$503  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$504  = buffer_shift_2_0_0;
+    if (rst) begin
+      \$504  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$505  = \$242 ;
+    if (rst) begin
+      \$505  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$506  = \$243 ;
+    if (rst) begin
+      \$506  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$507  = \$244 ;
+    if (rst) begin
+      \$507  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$508  = \$245 ;
+    if (rst) begin
+      \$508  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$509  = \$246 ;
+    if (rst) begin
+      \$509  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$510  = \$247 ;
+    if (rst) begin
+      \$510  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$511  = \$248 ;
+    if (rst) begin
+      \$511  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$512  = \$249 ;
+    if (rst) begin
+      \$512  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$513  = buffer_2_0_0;
+    if (buffer_enable_2_0_0) begin
+      \$513  = buffer_2_0_1;
+    end
+    if (rst) begin
+      \$513  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$514  = buffer_2_0_1;
+    if (buffer_enable_2_0_1) begin
+      \$514  = buffer_2_0_2;
+    end
+    if (rst) begin
+      \$514  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$515  = buffer_2_0_2;
+    if (buffer_enable_2_0_2) begin
+      \$515  = buffer_2_0_3;
+    end
+    if (rst) begin
+      \$515  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$516  = buffer_2_0_3;
+    if (buffer_enable_2_0_3) begin
+      \$516  = buffer_2_0_4;
+    end
+    if (rst) begin
+      \$516  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$517  = buffer_2_0_4;
+    if (buffer_enable_2_0_4) begin
+      \$517  = buffer_2_0_5;
+    end
+    if (rst) begin
+      \$517  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$518  = buffer_2_0_5;
+    if (buffer_enable_2_0_5) begin
+      \$518  = buffer_2_0_6;
+    end
+    if (rst) begin
+      \$518  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$519  = buffer_2_0_6;
+    if (buffer_enable_2_0_6) begin
+      \$519  = buffer_2_0_7;
+    end
+    if (rst) begin
+      \$519  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$520  = buffer_2_0_7;
+    if (buffer_enable_2_0_7) begin
+      \$520  = buffer_in_2_0_1;
+    end
+    if (rst) begin
+      \$520  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$521  = buffer_read_2;
+    if (rst) begin
+      \$521  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$522  = buffer_shift_2_1_0;
+    if (rst) begin
+      \$522  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$523  = \$250 ;
+    if (rst) begin
+      \$523  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$524  = \$251 ;
+    if (rst) begin
+      \$524  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$525  = \$252 ;
+    if (rst) begin
+      \$525  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$526  = \$253 ;
+    if (rst) begin
+      \$526  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$527  = \$254 ;
+    if (rst) begin
+      \$527  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$528  = \$255 ;
+    if (rst) begin
+      \$528  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$529  = \$256 ;
+    if (rst) begin
+      \$529  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$530  = \$257 ;
+    if (rst) begin
+      \$530  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$531  = buffer_2_1_0;
+    if (buffer_enable_2_1_0) begin
+      \$531  = buffer_2_1_1;
+    end
+    if (rst) begin
+      \$531  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$532  = buffer_2_1_1;
+    if (buffer_enable_2_1_1) begin
+      \$532  = buffer_2_1_2;
+    end
+    if (rst) begin
+      \$532  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$533  = buffer_2_1_2;
+    if (buffer_enable_2_1_2) begin
+      \$533  = buffer_2_1_3;
+    end
+    if (rst) begin
+      \$533  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$534  = buffer_2_1_3;
+    if (buffer_enable_2_1_3) begin
+      \$534  = buffer_2_1_4;
+    end
+    if (rst) begin
+      \$534  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$535  = buffer_2_1_4;
+    if (buffer_enable_2_1_4) begin
+      \$535  = buffer_2_1_5;
+    end
+    if (rst) begin
+      \$535  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$536  = buffer_2_1_5;
+    if (buffer_enable_2_1_5) begin
+      \$536  = buffer_2_1_6;
+    end
+    if (rst) begin
+      \$536  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$537  = buffer_2_1_6;
+    if (buffer_enable_2_1_6) begin
+      \$537  = buffer_2_1_7;
+    end
+    if (rst) begin
+      \$537  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$538  = buffer_2_1_7;
+    if (buffer_enable_2_1_7) begin
+      \$538  = buffer_in_2_1_1;
+    end
+    if (rst) begin
+      \$538  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$539  = buffer_read_2;
+    if (rst) begin
+      \$539  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$540  = buffer_shift_2_2_0;
+    if (rst) begin
+      \$540  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$541  = \$258 ;
+    if (rst) begin
+      \$541  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$542  = \$259 ;
+    if (rst) begin
+      \$542  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$543  = \$260 ;
+    if (rst) begin
+      \$543  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$544  = \$261 ;
+    if (rst) begin
+      \$544  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$545  = \$262 ;
+    if (rst) begin
+      \$545  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$546  = \$263 ;
+    if (rst) begin
+      \$546  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$547  = \$264 ;
+    if (rst) begin
+      \$547  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$548  = \$265 ;
+    if (rst) begin
+      \$548  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$549  = buffer_2_2_0;
+    if (buffer_enable_2_2_0) begin
+      \$549  = buffer_2_2_1;
+    end
+    if (rst) begin
+      \$549  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$550  = buffer_2_2_1;
+    if (buffer_enable_2_2_1) begin
+      \$550  = buffer_2_2_2;
+    end
+    if (rst) begin
+      \$550  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$551  = buffer_2_2_2;
+    if (buffer_enable_2_2_2) begin
+      \$551  = buffer_2_2_3;
+    end
+    if (rst) begin
+      \$551  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$552  = buffer_2_2_3;
+    if (buffer_enable_2_2_3) begin
+      \$552  = buffer_2_2_4;
+    end
+    if (rst) begin
+      \$552  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$553  = buffer_2_2_4;
+    if (buffer_enable_2_2_4) begin
+      \$553  = buffer_2_2_5;
+    end
+    if (rst) begin
+      \$553  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$554  = buffer_2_2_5;
+    if (buffer_enable_2_2_5) begin
+      \$554  = buffer_2_2_6;
+    end
+    if (rst) begin
+      \$554  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$555  = buffer_2_2_6;
+    if (buffer_enable_2_2_6) begin
+      \$555  = buffer_2_2_7;
+    end
+    if (rst) begin
+      \$555  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$556  = buffer_2_2_7;
+    if (buffer_enable_2_2_7) begin
+      \$556  = buffer_in_2_2_1;
+    end
+    if (rst) begin
+      \$556  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$557  = buffer_read_2;
+    if (rst) begin
+      \$557  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$558  = buffer_shift_2_3_0;
+    if (rst) begin
+      \$558  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$559  = \$266 ;
+    if (rst) begin
+      \$559  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$560  = \$267 ;
+    if (rst) begin
+      \$560  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$561  = \$268 ;
+    if (rst) begin
+      \$561  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$562  = \$269 ;
+    if (rst) begin
+      \$562  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$563  = \$270 ;
+    if (rst) begin
+      \$563  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$564  = \$271 ;
+    if (rst) begin
+      \$564  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$565  = \$272 ;
+    if (rst) begin
+      \$565  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$566  = \$273 ;
+    if (rst) begin
+      \$566  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$567  = buffer_2_3_0;
+    if (buffer_enable_2_3_0) begin
+      \$567  = buffer_2_3_1;
+    end
+    if (rst) begin
+      \$567  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$568  = buffer_2_3_1;
+    if (buffer_enable_2_3_1) begin
+      \$568  = buffer_2_3_2;
+    end
+    if (rst) begin
+      \$568  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$569  = buffer_2_3_2;
+    if (buffer_enable_2_3_2) begin
+      \$569  = buffer_2_3_3;
+    end
+    if (rst) begin
+      \$569  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$570  = buffer_2_3_3;
+    if (buffer_enable_2_3_3) begin
+      \$570  = buffer_2_3_4;
+    end
+    if (rst) begin
+      \$570  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$571  = buffer_2_3_4;
+    if (buffer_enable_2_3_4) begin
+      \$571  = buffer_2_3_5;
+    end
+    if (rst) begin
+      \$571  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$572  = buffer_2_3_5;
+    if (buffer_enable_2_3_5) begin
+      \$572  = buffer_2_3_6;
+    end
+    if (rst) begin
+      \$572  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$573  = buffer_2_3_6;
+    if (buffer_enable_2_3_6) begin
+      \$573  = buffer_2_3_7;
+    end
+    if (rst) begin
+      \$573  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$574  = buffer_2_3_7;
+    if (buffer_enable_2_3_7) begin
+      \$574  = buffer_in_2_3_1;
+    end
+    if (rst) begin
+      \$574  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$575  = buffer_read_3;
+    if (rst) begin
+      \$575  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$576  = buffer_shift_3_0_0;
+    if (rst) begin
+      \$576  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$577  = \$274 ;
+    if (rst) begin
+      \$577  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$578  = \$275 ;
+    if (rst) begin
+      \$578  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$579  = \$276 ;
+    if (rst) begin
+      \$579  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$580  = \$277 ;
+    if (rst) begin
+      \$580  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$581  = \$278 ;
+    if (rst) begin
+      \$581  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$582  = \$279 ;
+    if (rst) begin
+      \$582  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$583  = \$280 ;
+    if (rst) begin
+      \$583  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$584  = \$281 ;
+    if (rst) begin
+      \$584  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$585  = buffer_3_0_0;
+    if (buffer_enable_3_0_0) begin
+      \$585  = buffer_3_0_1;
+    end
+    if (rst) begin
+      \$585  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$586  = buffer_3_0_1;
+    if (buffer_enable_3_0_1) begin
+      \$586  = buffer_3_0_2;
+    end
+    if (rst) begin
+      \$586  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$587  = buffer_3_0_2;
+    if (buffer_enable_3_0_2) begin
+      \$587  = buffer_3_0_3;
+    end
+    if (rst) begin
+      \$587  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$588  = buffer_3_0_3;
+    if (buffer_enable_3_0_3) begin
+      \$588  = buffer_3_0_4;
+    end
+    if (rst) begin
+      \$588  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$589  = buffer_3_0_4;
+    if (buffer_enable_3_0_4) begin
+      \$589  = buffer_3_0_5;
+    end
+    if (rst) begin
+      \$589  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$590  = buffer_3_0_5;
+    if (buffer_enable_3_0_5) begin
+      \$590  = buffer_3_0_6;
+    end
+    if (rst) begin
+      \$590  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$591  = buffer_3_0_6;
+    if (buffer_enable_3_0_6) begin
+      \$591  = buffer_3_0_7;
+    end
+    if (rst) begin
+      \$591  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$592  = buffer_3_0_7;
+    if (buffer_enable_3_0_7) begin
+      \$592  = buffer_in_3_0_1;
+    end
+    if (rst) begin
+      \$592  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$593  = buffer_read_3;
+    if (rst) begin
+      \$593  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$594  = buffer_shift_3_1_0;
+    if (rst) begin
+      \$594  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$595  = \$282 ;
+    if (rst) begin
+      \$595  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$596  = \$283 ;
+    if (rst) begin
+      \$596  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$597  = \$284 ;
+    if (rst) begin
+      \$597  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$598  = \$285 ;
+    if (rst) begin
+      \$598  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$599  = \$286 ;
+    if (rst) begin
+      \$599  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$600  = \$287 ;
+    if (rst) begin
+      \$600  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$601  = \$288 ;
+    if (rst) begin
+      \$601  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$602  = \$289 ;
+    if (rst) begin
+      \$602  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$603  = buffer_3_1_0;
+    if (buffer_enable_3_1_0) begin
+      \$603  = buffer_3_1_1;
+    end
+    if (rst) begin
+      \$603  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$604  = buffer_3_1_1;
+    if (buffer_enable_3_1_1) begin
+      \$604  = buffer_3_1_2;
+    end
+    if (rst) begin
+      \$604  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$605  = buffer_3_1_2;
+    if (buffer_enable_3_1_2) begin
+      \$605  = buffer_3_1_3;
+    end
+    if (rst) begin
+      \$605  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$606  = buffer_3_1_3;
+    if (buffer_enable_3_1_3) begin
+      \$606  = buffer_3_1_4;
+    end
+    if (rst) begin
+      \$606  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$607  = buffer_3_1_4;
+    if (buffer_enable_3_1_4) begin
+      \$607  = buffer_3_1_5;
+    end
+    if (rst) begin
+      \$607  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$608  = buffer_3_1_5;
+    if (buffer_enable_3_1_5) begin
+      \$608  = buffer_3_1_6;
+    end
+    if (rst) begin
+      \$608  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$609  = buffer_3_1_6;
+    if (buffer_enable_3_1_6) begin
+      \$609  = buffer_3_1_7;
+    end
+    if (rst) begin
+      \$609  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$610  = buffer_3_1_7;
+    if (buffer_enable_3_1_7) begin
+      \$610  = buffer_in_3_1_1;
+    end
+    if (rst) begin
+      \$610  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$611  = buffer_read_3;
+    if (rst) begin
+      \$611  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$612  = buffer_shift_3_2_0;
+    if (rst) begin
+      \$612  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$613  = \$290 ;
+    if (rst) begin
+      \$613  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$614  = \$291 ;
+    if (rst) begin
+      \$614  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$615  = \$292 ;
+    if (rst) begin
+      \$615  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$616  = \$293 ;
+    if (rst) begin
+      \$616  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$617  = \$294 ;
+    if (rst) begin
+      \$617  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$618  = \$295 ;
+    if (rst) begin
+      \$618  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$619  = \$296 ;
+    if (rst) begin
+      \$619  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$620  = \$297 ;
+    if (rst) begin
+      \$620  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$621  = buffer_3_2_0;
+    if (buffer_enable_3_2_0) begin
+      \$621  = buffer_3_2_1;
+    end
+    if (rst) begin
+      \$621  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$622  = buffer_3_2_1;
+    if (buffer_enable_3_2_1) begin
+      \$622  = buffer_3_2_2;
+    end
+    if (rst) begin
+      \$622  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$623  = buffer_3_2_2;
+    if (buffer_enable_3_2_2) begin
+      \$623  = buffer_3_2_3;
+    end
+    if (rst) begin
+      \$623  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$624  = buffer_3_2_3;
+    if (buffer_enable_3_2_3) begin
+      \$624  = buffer_3_2_4;
+    end
+    if (rst) begin
+      \$624  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$625  = buffer_3_2_4;
+    if (buffer_enable_3_2_4) begin
+      \$625  = buffer_3_2_5;
+    end
+    if (rst) begin
+      \$625  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$626  = buffer_3_2_5;
+    if (buffer_enable_3_2_5) begin
+      \$626  = buffer_3_2_6;
+    end
+    if (rst) begin
+      \$626  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$627  = buffer_3_2_6;
+    if (buffer_enable_3_2_6) begin
+      \$627  = buffer_3_2_7;
+    end
+    if (rst) begin
+      \$627  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$628  = buffer_3_2_7;
+    if (buffer_enable_3_2_7) begin
+      \$628  = buffer_in_3_2_1;
+    end
+    if (rst) begin
+      \$628  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$629  = buffer_read_3;
+    if (rst) begin
+      \$629  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$630  = buffer_shift_3_3_0;
+    if (rst) begin
+      \$630  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$631  = \$298 ;
+    if (rst) begin
+      \$631  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$632  = \$299 ;
+    if (rst) begin
+      \$632  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$633  = \$300 ;
+    if (rst) begin
+      \$633  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$634  = \$301 ;
+    if (rst) begin
+      \$634  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$635  = \$302 ;
+    if (rst) begin
+      \$635  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$636  = \$303 ;
+    if (rst) begin
+      \$636  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$637  = \$304 ;
+    if (rst) begin
+      \$637  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$638  = \$305 ;
+    if (rst) begin
+      \$638  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$639  = buffer_3_3_0;
+    if (buffer_enable_3_3_0) begin
+      \$639  = buffer_3_3_1;
+    end
+    if (rst) begin
+      \$639  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$640  = buffer_3_3_1;
+    if (buffer_enable_3_3_1) begin
+      \$640  = buffer_3_3_2;
+    end
+    if (rst) begin
+      \$640  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$641  = buffer_3_3_2;
+    if (buffer_enable_3_3_2) begin
+      \$641  = buffer_3_3_3;
+    end
+    if (rst) begin
+      \$641  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$642  = buffer_3_3_3;
+    if (buffer_enable_3_3_3) begin
+      \$642  = buffer_3_3_4;
+    end
+    if (rst) begin
+      \$642  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$643  = buffer_3_3_4;
+    if (buffer_enable_3_3_4) begin
+      \$643  = buffer_3_3_5;
+    end
+    if (rst) begin
+      \$643  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$644  = buffer_3_3_5;
+    if (buffer_enable_3_3_5) begin
+      \$644  = buffer_3_3_6;
+    end
+    if (rst) begin
+      \$644  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$645  = buffer_3_3_6;
+    if (buffer_enable_3_3_6) begin
+      \$645  = buffer_3_3_7;
+    end
+    if (rst) begin
+      \$645  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$646  = buffer_3_3_7;
+    if (buffer_enable_3_3_7) begin
+      \$646  = buffer_in_3_3_1;
+    end
+    if (rst) begin
+      \$646  = 12'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$647  = taken;
     if (buffer_load_3_3_1) begin
-      \$422  = \$196 [2:0];
+      \$647  = \$308 [2:0];
     end
     if (rst) begin
-      \$422  = 3'h0;
+      \$647  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$423  = out__valid;
+    \$648  = out__valid;
     if (tile_in) begin
-      \$423  = 1'h1;
+      \$648  = 1'h1;
     end
     if (take) begin
-      if (\$200 ) begin
-        \$423  = 1'h0;
+      if (\$312 ) begin
+        \$648  = 1'h0;
       end
     end
     if (rst) begin
-      \$423  = 1'h0;
+      \$648  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$424  = row_part;
+    \$649  = row_part;
     if (take) begin
-      \$424  = \$199 [1:0];
+      \$649  = \$311 [1:0];
     end
     if (rst) begin
-      \$424  = 2'h0;
+      \$649  = 2'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$425  = row;
+    \$650  = row;
     if (take) begin
       (* full_case = 32'd1 *)
-      if (\$200 ) begin
-        \$425  = 5'h00;
+      if (\$312 ) begin
+        \$650  = 5'h00;
       end else begin
-        \$425  = \$201 [4:0];
+        \$650  = \$313 [4:0];
       end
     end
     if (rst) begin
-      \$425  = 5'h00;
+      \$650  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$202  = \$162 [2:0];
+    \$314  = \$162 [2:0];
     if (rst) begin
-      \$202  = 3'h0;
+      \$314  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$203  = due;
+    \$315  = due;
     if (\$163 ) begin
-      \$203  = \$166 [2:0];
+      \$315  = \$166 [2:0];
     end
     if (rst) begin
-      \$203  = 3'h0;
+      \$315  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$204  = buffer_reserved;
+    \$316  = buffer_reserved;
     if (flush) begin
-      \$204  = 1'h1;
+      \$316  = 1'h1;
     end
     if (take) begin
-      if (\$200 ) begin
-        \$204  = 1'h0;
+      if (\$312 ) begin
+        \$316  = 1'h0;
       end
     end
     if (rst) begin
-      \$204  = 1'h0;
+      \$316  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$205  = flushing;
+    \$317  = flushing;
     if (flush) begin
-      \$205  = \$168 ;
+      \$317  = \$168 ;
     end
     if (rst) begin
-      \$205  = 1'h0;
+      \$317  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$206  = pending;
+    \$318  = pending;
     if (flush) begin
       if (\$169 ) begin
-        \$206  = 1'h0;
+        \$318  = 1'h0;
       end
     end
     if (\$173 ) begin
-      \$206  = 1'h1;
+      \$318  = 1'h1;
     end
     if (rst) begin
-      \$206  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$207  = control;
-    if (rst) begin
-      \$207  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$208  = \step$65 ;
-    if (rst) begin
-      \$208  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$209  = \step$93 ;
-    if (rst) begin
-      \$209  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$210  = \flush$192 ;
-    if (rst) begin
-      \$210  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$211  = buffer_load_0_0_0;
-    if (rst) begin
-      \$211  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$212  = control;
-    if (rst) begin
-      \$212  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$213  = \flush$198 ;
-    if (rst) begin
-      \$213  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$214  = buffer_load_0_1_0;
-    if (rst) begin
-      \$214  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$215  = \step$44 ;
-    if (rst) begin
-      \$215  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$216  = \flush$204 ;
-    if (rst) begin
-      \$216  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$217  = buffer_load_0_2_0;
-    if (rst) begin
-      \$217  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$218  = \step$51 ;
-    if (rst) begin
-      \$218  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$219  = \flush$210 ;
-    if (rst) begin
-      \$219  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$220  = buffer_load_0_3_0;
-    if (rst) begin
-      \$220  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$221  = \flush$216 ;
-    if (rst) begin
-      \$221  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$222  = buffer_load_1_0_0;
-    if (rst) begin
-      \$222  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$223  = \step$65 ;
-    if (rst) begin
-      \$223  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$224  = \flush$222 ;
-    if (rst) begin
-      \$224  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$225  = buffer_load_1_1_0;
-    if (rst) begin
-      \$225  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$226  = \step$72 ;
-    if (rst) begin
-      \$226  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$227  = \flush$228 ;
-    if (rst) begin
-      \$227  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$228  = buffer_load_1_2_0;
-    if (rst) begin
-      \$228  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$229  = \step$79 ;
-    if (rst) begin
-      \$229  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$230  = \flush$234 ;
-    if (rst) begin
-      \$230  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$231  = buffer_load_1_3_0;
-    if (rst) begin
-      \$231  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$232  = \flush$240 ;
-    if (rst) begin
-      \$232  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$233  = buffer_load_2_0_0;
-    if (rst) begin
-      \$233  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$234  = \step$93 ;
-    if (rst) begin
-      \$234  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$235  = \flush$246 ;
-    if (rst) begin
-      \$235  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$236  = buffer_load_2_1_0;
-    if (rst) begin
-      \$236  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$237  = \step$100 ;
-    if (rst) begin
-      \$237  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$238  = \flush$252 ;
-    if (rst) begin
-      \$238  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$239  = buffer_load_2_2_0;
-    if (rst) begin
-      \$239  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$240  = \step$107 ;
-    if (rst) begin
-      \$240  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$241  = \flush$258 ;
-    if (rst) begin
-      \$241  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$242  = buffer_load_2_3_0;
-    if (rst) begin
-      \$242  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$243  = \flush$264 ;
-    if (rst) begin
-      \$243  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$244  = buffer_load_3_0_0;
-    if (rst) begin
-      \$244  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$245  = \step$121 ;
-    if (rst) begin
-      \$245  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$246  = \flush$270 ;
-    if (rst) begin
-      \$246  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$247  = buffer_load_3_1_0;
-    if (rst) begin
-      \$247  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$248  = \step$128 ;
-    if (rst) begin
-      \$248  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$249  = \flush$276 ;
-    if (rst) begin
-      \$249  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$250  = buffer_load_3_2_0;
-    if (rst) begin
-      \$250  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$251  = \step$135 ;
-    if (rst) begin
-      \$251  = 3'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$252  = \flush$282 ;
-    if (rst) begin
-      \$252  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$253  = buffer_load_3_3_0;
-    if (rst) begin
-      \$253  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$254  = buffer_turn_0;
-    if (buffer_read_3) begin
-      \$254  = 1'h1;
-    end else if (buffer_read_0) begin
-      \$254  = 1'h0;
-    end
-    if (rst) begin
-      \$254  = 1'h1;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$255  = buffer_left_0;
-    if (tile_in) begin
-      \$255  = 4'h8;
-    end else if (buffer_read_0) begin
-      \$255  = \$174 [3:0];
-    end
-    if (rst) begin
-      \$255  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$256  = buffer_turn_1;
-    if (buffer_read_0) begin
-      \$256  = 1'h1;
-    end else if (buffer_read_1) begin
-      \$256  = 1'h0;
-    end
-    if (rst) begin
-      \$256  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$257  = buffer_left_1;
-    if (tile_in) begin
-      \$257  = 4'h8;
-    end else if (buffer_read_1) begin
-      \$257  = \$175 [3:0];
-    end
-    if (rst) begin
-      \$257  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$258  = buffer_turn_2;
-    if (buffer_read_1) begin
-      \$258  = 1'h1;
-    end else if (buffer_read_2) begin
-      \$258  = 1'h0;
-    end
-    if (rst) begin
-      \$258  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$259  = buffer_left_2;
-    if (tile_in) begin
-      \$259  = 4'h8;
-    end else if (buffer_read_2) begin
-      \$259  = \$176 [3:0];
-    end
-    if (rst) begin
-      \$259  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$260  = buffer_turn_3;
-    if (buffer_read_2) begin
-      \$260  = 1'h1;
-    end else if (buffer_read_3) begin
-      \$260  = 1'h0;
-    end
-    if (rst) begin
-      \$260  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$261  = buffer_left_3;
-    if (tile_in) begin
-      \$261  = 4'h8;
-    end else if (buffer_read_3) begin
-      \$261  = \$177 [3:0];
-    end
-    if (rst) begin
-      \$261  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$262  = buffer_read_0;
-    if (rst) begin
-      \$262  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$263  = buffer_shift_0_0_0;
-    if (rst) begin
-      \$263  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$264  = buffer_0_0_0;
-    if (\$178 ) begin
-      \$264  = buffer_0_0_1;
-    end
-    if (rst) begin
-      \$264  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$265  = buffer_0_0_1;
-    if (\$178 ) begin
-      \$265  = buffer_0_0_2;
-    end
-    if (rst) begin
-      \$265  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$266  = buffer_0_0_2;
-    if (\$178 ) begin
-      \$266  = buffer_0_0_3;
-    end
-    if (rst) begin
-      \$266  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$267  = buffer_0_0_3;
-    if (\$178 ) begin
-      \$267  = buffer_0_0_4;
-    end
-    if (rst) begin
-      \$267  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$268  = buffer_0_0_4;
-    if (\$178 ) begin
-      \$268  = buffer_0_0_5;
-    end
-    if (rst) begin
-      \$268  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$269  = buffer_0_0_5;
-    if (\$178 ) begin
-      \$269  = buffer_0_0_6;
-    end
-    if (rst) begin
-      \$269  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$270  = buffer_0_0_6;
-    if (\$178 ) begin
-      \$270  = buffer_0_0_7;
-    end
-    if (rst) begin
-      \$270  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$271  = buffer_0_0_7;
-    if (\$178 ) begin
-      \$271  = buffer_in_0_0_1;
-    end
-    if (rst) begin
-      \$271  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$272  = buffer_read_0;
-    if (rst) begin
-      \$272  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$273  = buffer_shift_0_1_0;
-    if (rst) begin
-      \$273  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$274  = buffer_0_1_0;
-    if (\$179 ) begin
-      \$274  = buffer_0_1_1;
-    end
-    if (rst) begin
-      \$274  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$275  = buffer_0_1_1;
-    if (\$179 ) begin
-      \$275  = buffer_0_1_2;
-    end
-    if (rst) begin
-      \$275  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$276  = buffer_0_1_2;
-    if (\$179 ) begin
-      \$276  = buffer_0_1_3;
-    end
-    if (rst) begin
-      \$276  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$277  = buffer_0_1_3;
-    if (\$179 ) begin
-      \$277  = buffer_0_1_4;
-    end
-    if (rst) begin
-      \$277  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$278  = buffer_0_1_4;
-    if (\$179 ) begin
-      \$278  = buffer_0_1_5;
-    end
-    if (rst) begin
-      \$278  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$279  = buffer_0_1_5;
-    if (\$179 ) begin
-      \$279  = buffer_0_1_6;
-    end
-    if (rst) begin
-      \$279  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$280  = buffer_0_1_6;
-    if (\$179 ) begin
-      \$280  = buffer_0_1_7;
-    end
-    if (rst) begin
-      \$280  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$281  = buffer_0_1_7;
-    if (\$179 ) begin
-      \$281  = buffer_in_0_1_1;
-    end
-    if (rst) begin
-      \$281  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$282  = buffer_read_0;
-    if (rst) begin
-      \$282  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$283  = buffer_shift_0_2_0;
-    if (rst) begin
-      \$283  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$284  = buffer_0_2_0;
-    if (\$180 ) begin
-      \$284  = buffer_0_2_1;
-    end
-    if (rst) begin
-      \$284  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$285  = buffer_0_2_1;
-    if (\$180 ) begin
-      \$285  = buffer_0_2_2;
-    end
-    if (rst) begin
-      \$285  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$286  = buffer_0_2_2;
-    if (\$180 ) begin
-      \$286  = buffer_0_2_3;
-    end
-    if (rst) begin
-      \$286  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$287  = buffer_0_2_3;
-    if (\$180 ) begin
-      \$287  = buffer_0_2_4;
-    end
-    if (rst) begin
-      \$287  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$288  = buffer_0_2_4;
-    if (\$180 ) begin
-      \$288  = buffer_0_2_5;
-    end
-    if (rst) begin
-      \$288  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$289  = buffer_0_2_5;
-    if (\$180 ) begin
-      \$289  = buffer_0_2_6;
-    end
-    if (rst) begin
-      \$289  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$290  = buffer_0_2_6;
-    if (\$180 ) begin
-      \$290  = buffer_0_2_7;
-    end
-    if (rst) begin
-      \$290  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$291  = buffer_0_2_7;
-    if (\$180 ) begin
-      \$291  = buffer_in_0_2_1;
-    end
-    if (rst) begin
-      \$291  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$292  = buffer_read_0;
-    if (rst) begin
-      \$292  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$293  = buffer_shift_0_3_0;
-    if (rst) begin
-      \$293  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$294  = buffer_0_3_0;
-    if (\$181 ) begin
-      \$294  = buffer_0_3_1;
-    end
-    if (rst) begin
-      \$294  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$295  = buffer_0_3_1;
-    if (\$181 ) begin
-      \$295  = buffer_0_3_2;
-    end
-    if (rst) begin
-      \$295  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$296  = buffer_0_3_2;
-    if (\$181 ) begin
-      \$296  = buffer_0_3_3;
-    end
-    if (rst) begin
-      \$296  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$297  = buffer_0_3_3;
-    if (\$181 ) begin
-      \$297  = buffer_0_3_4;
-    end
-    if (rst) begin
-      \$297  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$298  = buffer_0_3_4;
-    if (\$181 ) begin
-      \$298  = buffer_0_3_5;
-    end
-    if (rst) begin
-      \$298  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$299  = buffer_0_3_5;
-    if (\$181 ) begin
-      \$299  = buffer_0_3_6;
-    end
-    if (rst) begin
-      \$299  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$300  = buffer_0_3_6;
-    if (\$181 ) begin
-      \$300  = buffer_0_3_7;
-    end
-    if (rst) begin
-      \$300  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$301  = buffer_0_3_7;
-    if (\$181 ) begin
-      \$301  = buffer_in_0_3_1;
-    end
-    if (rst) begin
-      \$301  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$302  = buffer_read_1;
-    if (rst) begin
-      \$302  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$303  = buffer_shift_1_0_0;
-    if (rst) begin
-      \$303  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$304  = buffer_1_0_0;
-    if (\$182 ) begin
-      \$304  = buffer_1_0_1;
-    end
-    if (rst) begin
-      \$304  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$305  = buffer_1_0_1;
-    if (\$182 ) begin
-      \$305  = buffer_1_0_2;
-    end
-    if (rst) begin
-      \$305  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$306  = buffer_1_0_2;
-    if (\$182 ) begin
-      \$306  = buffer_1_0_3;
-    end
-    if (rst) begin
-      \$306  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$307  = buffer_1_0_3;
-    if (\$182 ) begin
-      \$307  = buffer_1_0_4;
-    end
-    if (rst) begin
-      \$307  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$308  = buffer_1_0_4;
-    if (\$182 ) begin
-      \$308  = buffer_1_0_5;
-    end
-    if (rst) begin
-      \$308  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$309  = buffer_1_0_5;
-    if (\$182 ) begin
-      \$309  = buffer_1_0_6;
-    end
-    if (rst) begin
-      \$309  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$310  = buffer_1_0_6;
-    if (\$182 ) begin
-      \$310  = buffer_1_0_7;
-    end
-    if (rst) begin
-      \$310  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$311  = buffer_1_0_7;
-    if (\$182 ) begin
-      \$311  = buffer_in_1_0_1;
-    end
-    if (rst) begin
-      \$311  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$312  = buffer_read_1;
-    if (rst) begin
-      \$312  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$313  = buffer_shift_1_1_0;
-    if (rst) begin
-      \$313  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$314  = buffer_1_1_0;
-    if (\$183 ) begin
-      \$314  = buffer_1_1_1;
-    end
-    if (rst) begin
-      \$314  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$315  = buffer_1_1_1;
-    if (\$183 ) begin
-      \$315  = buffer_1_1_2;
-    end
-    if (rst) begin
-      \$315  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$316  = buffer_1_1_2;
-    if (\$183 ) begin
-      \$316  = buffer_1_1_3;
-    end
-    if (rst) begin
-      \$316  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$317  = buffer_1_1_3;
-    if (\$183 ) begin
-      \$317  = buffer_1_1_4;
-    end
-    if (rst) begin
-      \$317  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$318  = buffer_1_1_4;
-    if (\$183 ) begin
-      \$318  = buffer_1_1_5;
-    end
-    if (rst) begin
-      \$318  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$319  = buffer_1_1_5;
-    if (\$183 ) begin
-      \$319  = buffer_1_1_6;
-    end
-    if (rst) begin
-      \$319  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$320  = buffer_1_1_6;
-    if (\$183 ) begin
-      \$320  = buffer_1_1_7;
-    end
-    if (rst) begin
-      \$320  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$321  = buffer_1_1_7;
-    if (\$183 ) begin
-      \$321  = buffer_in_1_1_1;
-    end
-    if (rst) begin
-      \$321  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$322  = buffer_read_1;
-    if (rst) begin
-      \$322  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$323  = buffer_shift_1_2_0;
-    if (rst) begin
-      \$323  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$324  = buffer_1_2_0;
-    if (\$184 ) begin
-      \$324  = buffer_1_2_1;
-    end
-    if (rst) begin
-      \$324  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$325  = buffer_1_2_1;
-    if (\$184 ) begin
-      \$325  = buffer_1_2_2;
-    end
-    if (rst) begin
-      \$325  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$326  = buffer_1_2_2;
-    if (\$184 ) begin
-      \$326  = buffer_1_2_3;
-    end
-    if (rst) begin
-      \$326  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$327  = buffer_1_2_3;
-    if (\$184 ) begin
-      \$327  = buffer_1_2_4;
-    end
-    if (rst) begin
-      \$327  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$328  = buffer_1_2_4;
-    if (\$184 ) begin
-      \$328  = buffer_1_2_5;
-    end
-    if (rst) begin
-      \$328  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$329  = buffer_1_2_5;
-    if (\$184 ) begin
-      \$329  = buffer_1_2_6;
-    end
-    if (rst) begin
-      \$329  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$330  = buffer_1_2_6;
-    if (\$184 ) begin
-      \$330  = buffer_1_2_7;
-    end
-    if (rst) begin
-      \$330  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$331  = buffer_1_2_7;
-    if (\$184 ) begin
-      \$331  = buffer_in_1_2_1;
-    end
-    if (rst) begin
-      \$331  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$332  = buffer_read_1;
-    if (rst) begin
-      \$332  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$333  = buffer_shift_1_3_0;
-    if (rst) begin
-      \$333  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$334  = buffer_1_3_0;
-    if (\$185 ) begin
-      \$334  = buffer_1_3_1;
-    end
-    if (rst) begin
-      \$334  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$335  = buffer_1_3_1;
-    if (\$185 ) begin
-      \$335  = buffer_1_3_2;
-    end
-    if (rst) begin
-      \$335  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$336  = buffer_1_3_2;
-    if (\$185 ) begin
-      \$336  = buffer_1_3_3;
-    end
-    if (rst) begin
-      \$336  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$337  = buffer_1_3_3;
-    if (\$185 ) begin
-      \$337  = buffer_1_3_4;
-    end
-    if (rst) begin
-      \$337  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$338  = buffer_1_3_4;
-    if (\$185 ) begin
-      \$338  = buffer_1_3_5;
-    end
-    if (rst) begin
-      \$338  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$339  = buffer_1_3_5;
-    if (\$185 ) begin
-      \$339  = buffer_1_3_6;
-    end
-    if (rst) begin
-      \$339  = 12'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$340  = buffer_1_3_6;
-    if (\$185 ) begin
-      \$340  = buffer_1_3_7;
-    end
-    if (rst) begin
-      \$340  = 12'h000;
+      \$318  = 1'h0;
     end
   end
   assign a_0_exp = \$14 [4:0];
@@ -6080,14 +7660,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$681$0 (\$480 ),
-    .\port$683$0 (\$481 ),
-    .\port$685$0 (\$482 ),
-    .\port$687$0 (\$483 ),
-    .\port$689$0 (\$484 ),
-    .\port$691$0 (\$485 ),
-    .\port$693$0 (\$486 ),
-    .\port$695$0 (\$487 ),
+    .\port$1017$0 (\$480 ),
+    .\port$1019$0 (\$481 ),
+    .\port$1021$0 (\$482 ),
+    .\port$1023$0 (\$483 ),
+    .\port$1025$0 (\$484 ),
+    .\port$1027$0 (\$485 ),
+    .\port$1029$0 (\$486 ),
+    .\port$1031$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -6964,7 +8544,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$681$0 , \port$683$0 , \port$685$0 , \port$687$0 , \port$689$0 , \port$691$0 , \port$693$0 , \port$695$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$1017$0 , \port$1019$0 , \port$1021$0 , \port$1023$0 , \port$1025$0 , \port$1027$0 , \port$1029$0 , \port$1031$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -7054,22 +8634,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$681$0 , \port$683$
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$681$0 ;
-  wire \port$681$0 ;
-  output \port$683$0 ;
-  wire \port$683$0 ;
-  output \port$685$0 ;
-  wire \port$685$0 ;
-  output \port$687$0 ;
-  wire \port$687$0 ;
-  output \port$689$0 ;
-  wire \port$689$0 ;
-  output \port$691$0 ;
-  wire \port$691$0 ;
-  output \port$693$0 ;
-  wire \port$693$0 ;
-  output \port$695$0 ;
-  wire \port$695$0 ;
+  output \port$1017$0 ;
+  wire \port$1017$0 ;
+  output \port$1019$0 ;
+  wire \port$1019$0 ;
+  output \port$1021$0 ;
+  wire \port$1021$0 ;
+  output \port$1023$0 ;
+  wire \port$1023$0 ;
+  output \port$1025$0 ;
+  wire \port$1025$0 ;
+  output \port$1027$0 ;
+  wire \port$1027$0 ;
+  output \port$1029$0 ;
+  wire \port$1029$0 ;
+  output \port$1031$0 ;
+  wire \port$1031$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -7127,14 +8707,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_0.lfsr (rst, en, \port$681$0 , \port$683$
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$681$0  = \$2 ;
-  assign \port$683$0  = \$4 ;
-  assign \port$685$0  = \$6 ;
-  assign \port$687$0  = \$8 ;
-  assign \port$689$0  = \$10 ;
-  assign \port$691$0  = \$12 ;
-  assign \port$693$0  = \$14 ;
-  assign \port$695$0  = \$16 ;
+  assign \port$1017$0  = \$2 ;
+  assign \port$1019$0  = \$4 ;
+  assign \port$1021$0  = \$6 ;
+  assign \port$1023$0  = \$8 ;
+  assign \port$1025$0  = \$10 ;
+  assign \port$1027$0  = \$12 ;
+  assign \port$1029$0  = \$14 ;
+  assign \port$1031$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -8451,14 +10031,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1152$0 (\$480 ),
-    .\port$1154$0 (\$481 ),
-    .\port$1156$0 (\$482 ),
-    .\port$1158$0 (\$483 ),
-    .\port$1160$0 (\$484 ),
-    .\port$1162$0 (\$485 ),
-    .\port$1164$0 (\$486 ),
-    .\port$1166$0 (\$487 ),
+    .\port$1488$0 (\$480 ),
+    .\port$1490$0 (\$481 ),
+    .\port$1492$0 (\$482 ),
+    .\port$1494$0 (\$483 ),
+    .\port$1496$0 (\$484 ),
+    .\port$1498$0 (\$485 ),
+    .\port$1500$0 (\$486 ),
+    .\port$1502$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -9335,7 +10915,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1152$0 , \port$1154$0 , \port$1156$0 , \port$1158$0 , \port$1160$0 , \port$1162$0 , \port$1164$0 , \port$1166$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1488$0 , \port$1490$0 , \port$1492$0 , \port$1494$0 , \port$1496$0 , \port$1498$0 , \port$1500$0 , \port$1502$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9425,22 +11005,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1152$0 , \port$115
   wire en;
   (* init = 32'd1465264109 *)
   wire [31:0] lfsr_state;
-  output \port$1152$0 ;
-  wire \port$1152$0 ;
-  output \port$1154$0 ;
-  wire \port$1154$0 ;
-  output \port$1156$0 ;
-  wire \port$1156$0 ;
-  output \port$1158$0 ;
-  wire \port$1158$0 ;
-  output \port$1160$0 ;
-  wire \port$1160$0 ;
-  output \port$1162$0 ;
-  wire \port$1162$0 ;
-  output \port$1164$0 ;
-  wire \port$1164$0 ;
-  output \port$1166$0 ;
-  wire \port$1166$0 ;
+  output \port$1488$0 ;
+  wire \port$1488$0 ;
+  output \port$1490$0 ;
+  wire \port$1490$0 ;
+  output \port$1492$0 ;
+  wire \port$1492$0 ;
+  output \port$1494$0 ;
+  wire \port$1494$0 ;
+  output \port$1496$0 ;
+  wire \port$1496$0 ;
+  output \port$1498$0 ;
+  wire \port$1498$0 ;
+  output \port$1500$0 ;
+  wire \port$1500$0 ;
+  output \port$1502$0 ;
+  wire \port$1502$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1465264109;
@@ -9498,14 +11078,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_1.lfsr (rst, en, \port$1152$0 , \port$115
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1152$0  = \$2 ;
-  assign \port$1154$0  = \$4 ;
-  assign \port$1156$0  = \$6 ;
-  assign \port$1158$0  = \$8 ;
-  assign \port$1160$0  = \$10 ;
-  assign \port$1162$0  = \$12 ;
-  assign \port$1164$0  = \$14 ;
-  assign \port$1166$0  = \$16 ;
+  assign \port$1488$0  = \$2 ;
+  assign \port$1490$0  = \$4 ;
+  assign \port$1492$0  = \$6 ;
+  assign \port$1494$0  = \$8 ;
+  assign \port$1496$0  = \$10 ;
+  assign \port$1498$0  = \$12 ;
+  assign \port$1500$0  = \$14 ;
+  assign \port$1502$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -10822,14 +12402,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$1623$0 (\$480 ),
-    .\port$1625$0 (\$481 ),
-    .\port$1627$0 (\$482 ),
-    .\port$1629$0 (\$483 ),
-    .\port$1631$0 (\$484 ),
-    .\port$1633$0 (\$485 ),
-    .\port$1635$0 (\$486 ),
-    .\port$1637$0 (\$487 ),
+    .\port$1959$0 (\$480 ),
+    .\port$1961$0 (\$481 ),
+    .\port$1963$0 (\$482 ),
+    .\port$1965$0 (\$483 ),
+    .\port$1967$0 (\$484 ),
+    .\port$1969$0 (\$485 ),
+    .\port$1971$0 (\$486 ),
+    .\port$1973$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -11706,7 +13286,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1623$0 , \port$1625$0 , \port$1627$0 , \port$1629$0 , \port$1631$0 , \port$1633$0 , \port$1635$0 , \port$1637$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1959$0 , \port$1961$0 , \port$1963$0 , \port$1965$0 , \port$1967$0 , \port$1969$0 , \port$1971$0 , \port$1973$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -11796,22 +13376,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1623$0 , \port$162
   wire en;
   (* init = 32'd589561494 *)
   wire [31:0] lfsr_state;
-  output \port$1623$0 ;
-  wire \port$1623$0 ;
-  output \port$1625$0 ;
-  wire \port$1625$0 ;
-  output \port$1627$0 ;
-  wire \port$1627$0 ;
-  output \port$1629$0 ;
-  wire \port$1629$0 ;
-  output \port$1631$0 ;
-  wire \port$1631$0 ;
-  output \port$1633$0 ;
-  wire \port$1633$0 ;
-  output \port$1635$0 ;
-  wire \port$1635$0 ;
-  output \port$1637$0 ;
-  wire \port$1637$0 ;
+  output \port$1959$0 ;
+  wire \port$1959$0 ;
+  output \port$1961$0 ;
+  wire \port$1961$0 ;
+  output \port$1963$0 ;
+  wire \port$1963$0 ;
+  output \port$1965$0 ;
+  wire \port$1965$0 ;
+  output \port$1967$0 ;
+  wire \port$1967$0 ;
+  output \port$1969$0 ;
+  wire \port$1969$0 ;
+  output \port$1971$0 ;
+  wire \port$1971$0 ;
+  output \port$1973$0 ;
+  wire \port$1973$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd589561494;
@@ -11869,14 +13449,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_2.lfsr (rst, en, \port$1623$0 , \port$162
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$1623$0  = \$2 ;
-  assign \port$1625$0  = \$4 ;
-  assign \port$1627$0  = \$6 ;
-  assign \port$1629$0  = \$8 ;
-  assign \port$1631$0  = \$10 ;
-  assign \port$1633$0  = \$12 ;
-  assign \port$1635$0  = \$14 ;
-  assign \port$1637$0  = \$16 ;
+  assign \port$1959$0  = \$2 ;
+  assign \port$1961$0  = \$4 ;
+  assign \port$1963$0  = \$6 ;
+  assign \port$1965$0  = \$8 ;
+  assign \port$1967$0  = \$10 ;
+  assign \port$1969$0  = \$12 ;
+  assign \port$1971$0  = \$14 ;
+  assign \port$1973$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -13193,14 +14773,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2094$0 (\$480 ),
-    .\port$2096$0 (\$481 ),
-    .\port$2098$0 (\$482 ),
-    .\port$2100$0 (\$483 ),
-    .\port$2102$0 (\$484 ),
-    .\port$2104$0 (\$485 ),
-    .\port$2106$0 (\$486 ),
-    .\port$2108$0 (\$487 ),
+    .\port$2430$0 (\$480 ),
+    .\port$2432$0 (\$481 ),
+    .\port$2434$0 (\$482 ),
+    .\port$2436$0 (\$483 ),
+    .\port$2438$0 (\$484 ),
+    .\port$2440$0 (\$485 ),
+    .\port$2442$0 (\$486 ),
+    .\port$2444$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -14077,7 +15657,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2094$0 , \port$2096$0 , \port$2098$0 , \port$2100$0 , \port$2102$0 , \port$2104$0 , \port$2106$0 , \port$2108$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2430$0 , \port$2432$0 , \port$2434$0 , \port$2436$0 , \port$2438$0 , \port$2440$0 , \port$2442$0 , \port$2444$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -14167,22 +15747,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2094$0 , \port$209
   wire en;
   (* init = 32'd313598792 *)
   wire [31:0] lfsr_state;
-  output \port$2094$0 ;
-  wire \port$2094$0 ;
-  output \port$2096$0 ;
-  wire \port$2096$0 ;
-  output \port$2098$0 ;
-  wire \port$2098$0 ;
-  output \port$2100$0 ;
-  wire \port$2100$0 ;
-  output \port$2102$0 ;
-  wire \port$2102$0 ;
-  output \port$2104$0 ;
-  wire \port$2104$0 ;
-  output \port$2106$0 ;
-  wire \port$2106$0 ;
-  output \port$2108$0 ;
-  wire \port$2108$0 ;
+  output \port$2430$0 ;
+  wire \port$2430$0 ;
+  output \port$2432$0 ;
+  wire \port$2432$0 ;
+  output \port$2434$0 ;
+  wire \port$2434$0 ;
+  output \port$2436$0 ;
+  wire \port$2436$0 ;
+  output \port$2438$0 ;
+  wire \port$2438$0 ;
+  output \port$2440$0 ;
+  wire \port$2440$0 ;
+  output \port$2442$0 ;
+  wire \port$2442$0 ;
+  output \port$2444$0 ;
+  wire \port$2444$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd313598792;
@@ -14240,14 +15820,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_0_3.lfsr (rst, en, \port$2094$0 , \port$209
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2094$0  = \$2 ;
-  assign \port$2096$0  = \$4 ;
-  assign \port$2098$0  = \$6 ;
-  assign \port$2100$0  = \$8 ;
-  assign \port$2102$0  = \$10 ;
-  assign \port$2104$0  = \$12 ;
-  assign \port$2106$0  = \$14 ;
-  assign \port$2108$0  = \$16 ;
+  assign \port$2430$0  = \$2 ;
+  assign \port$2432$0  = \$4 ;
+  assign \port$2434$0  = \$6 ;
+  assign \port$2436$0  = \$8 ;
+  assign \port$2438$0  = \$10 ;
+  assign \port$2440$0  = \$12 ;
+  assign \port$2442$0  = \$14 ;
+  assign \port$2444$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -15564,14 +17144,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$2565$0 (\$480 ),
-    .\port$2567$0 (\$481 ),
-    .\port$2569$0 (\$482 ),
-    .\port$2571$0 (\$483 ),
-    .\port$2573$0 (\$484 ),
-    .\port$2575$0 (\$485 ),
-    .\port$2577$0 (\$486 ),
-    .\port$2579$0 (\$487 ),
+    .\port$2901$0 (\$480 ),
+    .\port$2903$0 (\$481 ),
+    .\port$2905$0 (\$482 ),
+    .\port$2907$0 (\$483 ),
+    .\port$2909$0 (\$484 ),
+    .\port$2911$0 (\$485 ),
+    .\port$2913$0 (\$486 ),
+    .\port$2915$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -16448,7 +18028,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2565$0 , \port$2567$0 , \port$2569$0 , \port$2571$0 , \port$2573$0 , \port$2575$0 , \port$2577$0 , \port$2579$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2901$0 , \port$2903$0 , \port$2905$0 , \port$2907$0 , \port$2909$0 , \port$2911$0 , \port$2913$0 , \port$2915$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$11  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -16538,22 +18118,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2565$0 , \port$256
   wire en;
   (* init = 32'd138959368 *)
   wire [31:0] lfsr_state;
-  output \port$2565$0 ;
-  wire \port$2565$0 ;
-  output \port$2567$0 ;
-  wire \port$2567$0 ;
-  output \port$2569$0 ;
-  wire \port$2569$0 ;
-  output \port$2571$0 ;
-  wire \port$2571$0 ;
-  output \port$2573$0 ;
-  wire \port$2573$0 ;
-  output \port$2575$0 ;
-  wire \port$2575$0 ;
-  output \port$2577$0 ;
-  wire \port$2577$0 ;
-  output \port$2579$0 ;
-  wire \port$2579$0 ;
+  output \port$2901$0 ;
+  wire \port$2901$0 ;
+  output \port$2903$0 ;
+  wire \port$2903$0 ;
+  output \port$2905$0 ;
+  wire \port$2905$0 ;
+  output \port$2907$0 ;
+  wire \port$2907$0 ;
+  output \port$2909$0 ;
+  wire \port$2909$0 ;
+  output \port$2911$0 ;
+  wire \port$2911$0 ;
+  output \port$2913$0 ;
+  wire \port$2913$0 ;
+  output \port$2915$0 ;
+  wire \port$2915$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd138959368;
@@ -16611,14 +18191,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_0.lfsr (rst, en, \port$2565$0 , \port$256
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$2565$0  = \$2 ;
-  assign \port$2567$0  = \$4 ;
-  assign \port$2569$0  = \$6 ;
-  assign \port$2571$0  = \$8 ;
-  assign \port$2573$0  = \$10 ;
-  assign \port$2575$0  = \$12 ;
-  assign \port$2577$0  = \$14 ;
-  assign \port$2579$0  = \$16 ;
+  assign \port$2901$0  = \$2 ;
+  assign \port$2903$0  = \$4 ;
+  assign \port$2905$0  = \$6 ;
+  assign \port$2907$0  = \$8 ;
+  assign \port$2909$0  = \$10 ;
+  assign \port$2911$0  = \$12 ;
+  assign \port$2913$0  = \$14 ;
+  assign \port$2915$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -17935,14 +19515,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3036$0 (\$480 ),
-    .\port$3038$0 (\$481 ),
-    .\port$3040$0 (\$482 ),
-    .\port$3042$0 (\$483 ),
-    .\port$3044$0 (\$484 ),
-    .\port$3046$0 (\$485 ),
-    .\port$3048$0 (\$486 ),
-    .\port$3050$0 (\$487 ),
+    .\port$3372$0 (\$480 ),
+    .\port$3374$0 (\$481 ),
+    .\port$3376$0 (\$482 ),
+    .\port$3378$0 (\$483 ),
+    .\port$3380$0 (\$484 ),
+    .\port$3382$0 (\$485 ),
+    .\port$3384$0 (\$486 ),
+    .\port$3386$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -18819,7 +20399,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3036$0 , \port$3038$0 , \port$3040$0 , \port$3042$0 , \port$3044$0 , \port$3046$0 , \port$3048$0 , \port$3050$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3372$0 , \port$3374$0 , \port$3376$0 , \port$3378$0 , \port$3380$0 , \port$3382$0 , \port$3384$0 , \port$3386$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$13  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -18909,22 +20489,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3036$0 , \port$303
   wire en;
   (* init = 32'd388901616 *)
   wire [31:0] lfsr_state;
-  output \port$3036$0 ;
-  wire \port$3036$0 ;
-  output \port$3038$0 ;
-  wire \port$3038$0 ;
-  output \port$3040$0 ;
-  wire \port$3040$0 ;
-  output \port$3042$0 ;
-  wire \port$3042$0 ;
-  output \port$3044$0 ;
-  wire \port$3044$0 ;
-  output \port$3046$0 ;
-  wire \port$3046$0 ;
-  output \port$3048$0 ;
-  wire \port$3048$0 ;
-  output \port$3050$0 ;
-  wire \port$3050$0 ;
+  output \port$3372$0 ;
+  wire \port$3372$0 ;
+  output \port$3374$0 ;
+  wire \port$3374$0 ;
+  output \port$3376$0 ;
+  wire \port$3376$0 ;
+  output \port$3378$0 ;
+  wire \port$3378$0 ;
+  output \port$3380$0 ;
+  wire \port$3380$0 ;
+  output \port$3382$0 ;
+  wire \port$3382$0 ;
+  output \port$3384$0 ;
+  wire \port$3384$0 ;
+  output \port$3386$0 ;
+  wire \port$3386$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd388901616;
@@ -18982,14 +20562,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_1.lfsr (rst, en, \port$3036$0 , \port$303
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3036$0  = \$2 ;
-  assign \port$3038$0  = \$4 ;
-  assign \port$3040$0  = \$6 ;
-  assign \port$3042$0  = \$8 ;
-  assign \port$3044$0  = \$10 ;
-  assign \port$3046$0  = \$12 ;
-  assign \port$3048$0  = \$14 ;
-  assign \port$3050$0  = \$16 ;
+  assign \port$3372$0  = \$2 ;
+  assign \port$3374$0  = \$4 ;
+  assign \port$3376$0  = \$6 ;
+  assign \port$3378$0  = \$8 ;
+  assign \port$3380$0  = \$10 ;
+  assign \port$3382$0  = \$12 ;
+  assign \port$3384$0  = \$14 ;
+  assign \port$3386$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -20306,14 +21886,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3507$0 (\$480 ),
-    .\port$3509$0 (\$481 ),
-    .\port$3511$0 (\$482 ),
-    .\port$3513$0 (\$483 ),
-    .\port$3515$0 (\$484 ),
-    .\port$3517$0 (\$485 ),
-    .\port$3519$0 (\$486 ),
-    .\port$3521$0 (\$487 ),
+    .\port$3843$0 (\$480 ),
+    .\port$3845$0 (\$481 ),
+    .\port$3847$0 (\$482 ),
+    .\port$3849$0 (\$483 ),
+    .\port$3851$0 (\$484 ),
+    .\port$3853$0 (\$485 ),
+    .\port$3855$0 (\$486 ),
+    .\port$3857$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -21190,7 +22770,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3507$0 , \port$3509$0 , \port$3511$0 , \port$3513$0 , \port$3515$0 , \port$3517$0 , \port$3519$0 , \port$3521$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3843$0 , \port$3845$0 , \port$3847$0 , \port$3849$0 , \port$3851$0 , \port$3853$0 , \port$3855$0 , \port$3857$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$15  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -21280,22 +22860,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3507$0 , \port$350
   wire en;
   (* init = 32'd51973184 *)
   wire [31:0] lfsr_state;
-  output \port$3507$0 ;
-  wire \port$3507$0 ;
-  output \port$3509$0 ;
-  wire \port$3509$0 ;
-  output \port$3511$0 ;
-  wire \port$3511$0 ;
-  output \port$3513$0 ;
-  wire \port$3513$0 ;
-  output \port$3515$0 ;
-  wire \port$3515$0 ;
-  output \port$3517$0 ;
-  wire \port$3517$0 ;
-  output \port$3519$0 ;
-  wire \port$3519$0 ;
-  output \port$3521$0 ;
-  wire \port$3521$0 ;
+  output \port$3843$0 ;
+  wire \port$3843$0 ;
+  output \port$3845$0 ;
+  wire \port$3845$0 ;
+  output \port$3847$0 ;
+  wire \port$3847$0 ;
+  output \port$3849$0 ;
+  wire \port$3849$0 ;
+  output \port$3851$0 ;
+  wire \port$3851$0 ;
+  output \port$3853$0 ;
+  wire \port$3853$0 ;
+  output \port$3855$0 ;
+  wire \port$3855$0 ;
+  output \port$3857$0 ;
+  wire \port$3857$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd51973184;
@@ -21353,14 +22933,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_2.lfsr (rst, en, \port$3507$0 , \port$350
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3507$0  = \$2 ;
-  assign \port$3509$0  = \$4 ;
-  assign \port$3511$0  = \$6 ;
-  assign \port$3513$0  = \$8 ;
-  assign \port$3515$0  = \$10 ;
-  assign \port$3517$0  = \$12 ;
-  assign \port$3519$0  = \$14 ;
-  assign \port$3521$0  = \$16 ;
+  assign \port$3843$0  = \$2 ;
+  assign \port$3845$0  = \$4 ;
+  assign \port$3847$0  = \$6 ;
+  assign \port$3849$0  = \$8 ;
+  assign \port$3851$0  = \$10 ;
+  assign \port$3853$0  = \$12 ;
+  assign \port$3855$0  = \$14 ;
+  assign \port$3857$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -22677,14 +24257,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$3978$0 (\$480 ),
-    .\port$3980$0 (\$481 ),
-    .\port$3982$0 (\$482 ),
-    .\port$3984$0 (\$483 ),
-    .\port$3986$0 (\$484 ),
-    .\port$3988$0 (\$485 ),
-    .\port$3990$0 (\$486 ),
-    .\port$3992$0 (\$487 ),
+    .\port$4314$0 (\$480 ),
+    .\port$4316$0 (\$481 ),
+    .\port$4318$0 (\$482 ),
+    .\port$4320$0 (\$483 ),
+    .\port$4322$0 (\$484 ),
+    .\port$4324$0 (\$485 ),
+    .\port$4326$0 (\$486 ),
+    .\port$4328$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -23561,7 +25141,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3978$0 , \port$3980$0 , \port$3982$0 , \port$3984$0 , \port$3986$0 , \port$3988$0 , \port$3990$0 , \port$3992$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$4314$0 , \port$4316$0 , \port$4318$0 , \port$4320$0 , \port$4322$0 , \port$4324$0 , \port$4326$0 , \port$4328$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$17  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -23651,22 +25231,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3978$0 , \port$398
   wire en;
   (* init = 32'd3448225528 *)
   wire [31:0] lfsr_state;
-  output \port$3978$0 ;
-  wire \port$3978$0 ;
-  output \port$3980$0 ;
-  wire \port$3980$0 ;
-  output \port$3982$0 ;
-  wire \port$3982$0 ;
-  output \port$3984$0 ;
-  wire \port$3984$0 ;
-  output \port$3986$0 ;
-  wire \port$3986$0 ;
-  output \port$3988$0 ;
-  wire \port$3988$0 ;
-  output \port$3990$0 ;
-  wire \port$3990$0 ;
-  output \port$3992$0 ;
-  wire \port$3992$0 ;
+  output \port$4314$0 ;
+  wire \port$4314$0 ;
+  output \port$4316$0 ;
+  wire \port$4316$0 ;
+  output \port$4318$0 ;
+  wire \port$4318$0 ;
+  output \port$4320$0 ;
+  wire \port$4320$0 ;
+  output \port$4322$0 ;
+  wire \port$4322$0 ;
+  output \port$4324$0 ;
+  wire \port$4324$0 ;
+  output \port$4326$0 ;
+  wire \port$4326$0 ;
+  output \port$4328$0 ;
+  wire \port$4328$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3448225528;
@@ -23724,14 +25304,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_1_3.lfsr (rst, en, \port$3978$0 , \port$398
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3978$0  = \$2 ;
-  assign \port$3980$0  = \$4 ;
-  assign \port$3982$0  = \$6 ;
-  assign \port$3984$0  = \$8 ;
-  assign \port$3986$0  = \$10 ;
-  assign \port$3988$0  = \$12 ;
-  assign \port$3990$0  = \$14 ;
-  assign \port$3992$0  = \$16 ;
+  assign \port$4314$0  = \$2 ;
+  assign \port$4316$0  = \$4 ;
+  assign \port$4318$0  = \$6 ;
+  assign \port$4320$0  = \$8 ;
+  assign \port$4322$0  = \$10 ;
+  assign \port$4324$0  = \$12 ;
+  assign \port$4326$0  = \$14 ;
+  assign \port$4328$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -25048,14 +26628,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4449$0 (\$480 ),
-    .\port$4451$0 (\$481 ),
-    .\port$4453$0 (\$482 ),
-    .\port$4455$0 (\$483 ),
-    .\port$4457$0 (\$484 ),
-    .\port$4459$0 (\$485 ),
-    .\port$4461$0 (\$486 ),
-    .\port$4463$0 (\$487 ),
+    .\port$4785$0 (\$480 ),
+    .\port$4787$0 (\$481 ),
+    .\port$4789$0 (\$482 ),
+    .\port$4791$0 (\$483 ),
+    .\port$4793$0 (\$484 ),
+    .\port$4795$0 (\$485 ),
+    .\port$4797$0 (\$486 ),
+    .\port$4799$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -25932,7 +27512,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4449$0 , \port$4451$0 , \port$4453$0 , \port$4455$0 , \port$4457$0 , \port$4459$0 , \port$4461$0 , \port$4463$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4785$0 , \port$4787$0 , \port$4789$0 , \port$4791$0 , \port$4793$0 , \port$4795$0 , \port$4797$0 , \port$4799$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$19  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -26022,22 +27602,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4449$0 , \port$445
   wire en;
   (* init = 32'd8651136 *)
   wire [31:0] lfsr_state;
-  output \port$4449$0 ;
-  wire \port$4449$0 ;
-  output \port$4451$0 ;
-  wire \port$4451$0 ;
-  output \port$4453$0 ;
-  wire \port$4453$0 ;
-  output \port$4455$0 ;
-  wire \port$4455$0 ;
-  output \port$4457$0 ;
-  wire \port$4457$0 ;
-  output \port$4459$0 ;
-  wire \port$4459$0 ;
-  output \port$4461$0 ;
-  wire \port$4461$0 ;
-  output \port$4463$0 ;
-  wire \port$4463$0 ;
+  output \port$4785$0 ;
+  wire \port$4785$0 ;
+  output \port$4787$0 ;
+  wire \port$4787$0 ;
+  output \port$4789$0 ;
+  wire \port$4789$0 ;
+  output \port$4791$0 ;
+  wire \port$4791$0 ;
+  output \port$4793$0 ;
+  wire \port$4793$0 ;
+  output \port$4795$0 ;
+  wire \port$4795$0 ;
+  output \port$4797$0 ;
+  wire \port$4797$0 ;
+  output \port$4799$0 ;
+  wire \port$4799$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8651136;
@@ -26095,14 +27675,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_0.lfsr (rst, en, \port$4449$0 , \port$445
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4449$0  = \$2 ;
-  assign \port$4451$0  = \$4 ;
-  assign \port$4453$0  = \$6 ;
-  assign \port$4455$0  = \$8 ;
-  assign \port$4457$0  = \$10 ;
-  assign \port$4459$0  = \$12 ;
-  assign \port$4461$0  = \$14 ;
-  assign \port$4463$0  = \$16 ;
+  assign \port$4785$0  = \$2 ;
+  assign \port$4787$0  = \$4 ;
+  assign \port$4789$0  = \$6 ;
+  assign \port$4791$0  = \$8 ;
+  assign \port$4793$0  = \$10 ;
+  assign \port$4795$0  = \$12 ;
+  assign \port$4797$0  = \$14 ;
+  assign \port$4799$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -27419,14 +28999,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$4920$0 (\$480 ),
-    .\port$4922$0 (\$481 ),
-    .\port$4924$0 (\$482 ),
-    .\port$4926$0 (\$483 ),
-    .\port$4928$0 (\$484 ),
-    .\port$4930$0 (\$485 ),
-    .\port$4932$0 (\$486 ),
-    .\port$4934$0 (\$487 ),
+    .\port$5256$0 (\$480 ),
+    .\port$5258$0 (\$481 ),
+    .\port$5260$0 (\$482 ),
+    .\port$5262$0 (\$483 ),
+    .\port$5264$0 (\$484 ),
+    .\port$5266$0 (\$485 ),
+    .\port$5268$0 (\$486 ),
+    .\port$5270$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -28303,7 +29883,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4920$0 , \port$4922$0 , \port$4924$0 , \port$4926$0 , \port$4928$0 , \port$4930$0 , \port$4932$0 , \port$4934$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$5256$0 , \port$5258$0 , \port$5260$0 , \port$5262$0 , \port$5264$0 , \port$5266$0 , \port$5268$0 , \port$5270$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$21  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -28393,22 +29973,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4920$0 , \port$492
   wire en;
   (* init = 32'd3067407416 *)
   wire [31:0] lfsr_state;
-  output \port$4920$0 ;
-  wire \port$4920$0 ;
-  output \port$4922$0 ;
-  wire \port$4922$0 ;
-  output \port$4924$0 ;
-  wire \port$4924$0 ;
-  output \port$4926$0 ;
-  wire \port$4926$0 ;
-  output \port$4928$0 ;
-  wire \port$4928$0 ;
-  output \port$4930$0 ;
-  wire \port$4930$0 ;
-  output \port$4932$0 ;
-  wire \port$4932$0 ;
-  output \port$4934$0 ;
-  wire \port$4934$0 ;
+  output \port$5256$0 ;
+  wire \port$5256$0 ;
+  output \port$5258$0 ;
+  wire \port$5258$0 ;
+  output \port$5260$0 ;
+  wire \port$5260$0 ;
+  output \port$5262$0 ;
+  wire \port$5262$0 ;
+  output \port$5264$0 ;
+  wire \port$5264$0 ;
+  output \port$5266$0 ;
+  wire \port$5266$0 ;
+  output \port$5268$0 ;
+  wire \port$5268$0 ;
+  output \port$5270$0 ;
+  wire \port$5270$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3067407416;
@@ -28466,14 +30046,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_1.lfsr (rst, en, \port$4920$0 , \port$492
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$4920$0  = \$2 ;
-  assign \port$4922$0  = \$4 ;
-  assign \port$4924$0  = \$6 ;
-  assign \port$4926$0  = \$8 ;
-  assign \port$4928$0  = \$10 ;
-  assign \port$4930$0  = \$12 ;
-  assign \port$4932$0  = \$14 ;
-  assign \port$4934$0  = \$16 ;
+  assign \port$5256$0  = \$2 ;
+  assign \port$5258$0  = \$4 ;
+  assign \port$5260$0  = \$6 ;
+  assign \port$5262$0  = \$8 ;
+  assign \port$5264$0  = \$10 ;
+  assign \port$5266$0  = \$12 ;
+  assign \port$5268$0  = \$14 ;
+  assign \port$5270$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -29790,14 +31370,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5391$0 (\$480 ),
-    .\port$5393$0 (\$481 ),
-    .\port$5395$0 (\$482 ),
-    .\port$5397$0 (\$483 ),
-    .\port$5399$0 (\$484 ),
-    .\port$5401$0 (\$485 ),
-    .\port$5403$0 (\$486 ),
-    .\port$5405$0 (\$487 ),
+    .\port$5727$0 (\$480 ),
+    .\port$5729$0 (\$481 ),
+    .\port$5731$0 (\$482 ),
+    .\port$5733$0 (\$483 ),
+    .\port$5735$0 (\$484 ),
+    .\port$5737$0 (\$485 ),
+    .\port$5739$0 (\$486 ),
+    .\port$5741$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -30674,7 +32254,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5391$0 , \port$5393$0 , \port$5395$0 , \port$5397$0 , \port$5399$0 , \port$5401$0 , \port$5403$0 , \port$5405$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5727$0 , \port$5729$0 , \port$5731$0 , \port$5733$0 , \port$5735$0 , \port$5737$0 , \port$5739$0 , \port$5741$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$23  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -30764,22 +32344,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5391$0 , \port$539
   wire en;
   (* init = 32'd1110348316 *)
   wire [31:0] lfsr_state;
-  output \port$5391$0 ;
-  wire \port$5391$0 ;
-  output \port$5393$0 ;
-  wire \port$5393$0 ;
-  output \port$5395$0 ;
-  wire \port$5395$0 ;
-  output \port$5397$0 ;
-  wire \port$5397$0 ;
-  output \port$5399$0 ;
-  wire \port$5399$0 ;
-  output \port$5401$0 ;
-  wire \port$5401$0 ;
-  output \port$5403$0 ;
-  wire \port$5403$0 ;
-  output \port$5405$0 ;
-  wire \port$5405$0 ;
+  output \port$5727$0 ;
+  wire \port$5727$0 ;
+  output \port$5729$0 ;
+  wire \port$5729$0 ;
+  output \port$5731$0 ;
+  wire \port$5731$0 ;
+  output \port$5733$0 ;
+  wire \port$5733$0 ;
+  output \port$5735$0 ;
+  wire \port$5735$0 ;
+  output \port$5737$0 ;
+  wire \port$5737$0 ;
+  output \port$5739$0 ;
+  wire \port$5739$0 ;
+  output \port$5741$0 ;
+  wire \port$5741$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1110348316;
@@ -30837,14 +32417,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_2.lfsr (rst, en, \port$5391$0 , \port$539
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5391$0  = \$2 ;
-  assign \port$5393$0  = \$4 ;
-  assign \port$5395$0  = \$6 ;
-  assign \port$5397$0  = \$8 ;
-  assign \port$5399$0  = \$10 ;
-  assign \port$5401$0  = \$12 ;
-  assign \port$5403$0  = \$14 ;
-  assign \port$5405$0  = \$16 ;
+  assign \port$5727$0  = \$2 ;
+  assign \port$5729$0  = \$4 ;
+  assign \port$5731$0  = \$6 ;
+  assign \port$5733$0  = \$8 ;
+  assign \port$5735$0  = \$10 ;
+  assign \port$5737$0  = \$12 ;
+  assign \port$5739$0  = \$14 ;
+  assign \port$5741$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -32161,14 +33741,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$5862$0 (\$480 ),
-    .\port$5864$0 (\$481 ),
-    .\port$5866$0 (\$482 ),
-    .\port$5868$0 (\$483 ),
-    .\port$5870$0 (\$484 ),
-    .\port$5872$0 (\$485 ),
-    .\port$5874$0 (\$486 ),
-    .\port$5876$0 (\$487 ),
+    .\port$6198$0 (\$480 ),
+    .\port$6200$0 (\$481 ),
+    .\port$6202$0 (\$482 ),
+    .\port$6204$0 (\$483 ),
+    .\port$6206$0 (\$484 ),
+    .\port$6208$0 (\$485 ),
+    .\port$6210$0 (\$486 ),
+    .\port$6212$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -33045,7 +34625,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5862$0 , \port$5864$0 , \port$5866$0 , \port$5868$0 , \port$5870$0 , \port$5872$0 , \port$5874$0 , \port$5876$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$6198$0 , \port$6200$0 , \port$6202$0 , \port$6204$0 , \port$6206$0 , \port$6208$0 , \port$6210$0 , \port$6212$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$25  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -33135,22 +34715,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5862$0 , \port$586
   wire en;
   (* init = 32'd3257769014 *)
   wire [31:0] lfsr_state;
-  output \port$5862$0 ;
-  wire \port$5862$0 ;
-  output \port$5864$0 ;
-  wire \port$5864$0 ;
-  output \port$5866$0 ;
-  wire \port$5866$0 ;
-  output \port$5868$0 ;
-  wire \port$5868$0 ;
-  output \port$5870$0 ;
-  wire \port$5870$0 ;
-  output \port$5872$0 ;
-  wire \port$5872$0 ;
-  output \port$5874$0 ;
-  wire \port$5874$0 ;
-  output \port$5876$0 ;
-  wire \port$5876$0 ;
+  output \port$6198$0 ;
+  wire \port$6198$0 ;
+  output \port$6200$0 ;
+  wire \port$6200$0 ;
+  output \port$6202$0 ;
+  wire \port$6202$0 ;
+  output \port$6204$0 ;
+  wire \port$6204$0 ;
+  output \port$6206$0 ;
+  wire \port$6206$0 ;
+  output \port$6208$0 ;
+  wire \port$6208$0 ;
+  output \port$6210$0 ;
+  wire \port$6210$0 ;
+  output \port$6212$0 ;
+  wire \port$6212$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3257769014;
@@ -33208,14 +34788,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_2_3.lfsr (rst, en, \port$5862$0 , \port$586
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$5862$0  = \$2 ;
-  assign \port$5864$0  = \$4 ;
-  assign \port$5866$0  = \$6 ;
-  assign \port$5868$0  = \$8 ;
-  assign \port$5870$0  = \$10 ;
-  assign \port$5872$0  = \$12 ;
-  assign \port$5874$0  = \$14 ;
-  assign \port$5876$0  = \$16 ;
+  assign \port$6198$0  = \$2 ;
+  assign \port$6200$0  = \$4 ;
+  assign \port$6202$0  = \$6 ;
+  assign \port$6204$0  = \$8 ;
+  assign \port$6206$0  = \$10 ;
+  assign \port$6208$0  = \$12 ;
+  assign \port$6210$0  = \$14 ;
+  assign \port$6212$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -34532,14 +36112,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6333$0 (\$480 ),
-    .\port$6335$0 (\$481 ),
-    .\port$6337$0 (\$482 ),
-    .\port$6339$0 (\$483 ),
-    .\port$6341$0 (\$484 ),
-    .\port$6343$0 (\$485 ),
-    .\port$6345$0 (\$486 ),
-    .\port$6347$0 (\$487 ),
+    .\port$6669$0 (\$480 ),
+    .\port$6671$0 (\$481 ),
+    .\port$6673$0 (\$482 ),
+    .\port$6675$0 (\$483 ),
+    .\port$6677$0 (\$484 ),
+    .\port$6679$0 (\$485 ),
+    .\port$6681$0 (\$486 ),
+    .\port$6683$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -35416,7 +36996,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0 (rst, step, a, b, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6333$0 , \port$6335$0 , \port$6337$0 , \port$6339$0 , \port$6341$0 , \port$6343$0 , \port$6345$0 , \port$6347$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6669$0 , \port$6671$0 , \port$6673$0 , \port$6675$0 , \port$6677$0 , \port$6679$0 , \port$6681$0 , \port$6683$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$27  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -35506,22 +37086,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6333$0 , \port$633
   wire en;
   (* init = 32'd724999 *)
   wire [31:0] lfsr_state;
-  output \port$6333$0 ;
-  wire \port$6333$0 ;
-  output \port$6335$0 ;
-  wire \port$6335$0 ;
-  output \port$6337$0 ;
-  wire \port$6337$0 ;
-  output \port$6339$0 ;
-  wire \port$6339$0 ;
-  output \port$6341$0 ;
-  wire \port$6341$0 ;
-  output \port$6343$0 ;
-  wire \port$6343$0 ;
-  output \port$6345$0 ;
-  wire \port$6345$0 ;
-  output \port$6347$0 ;
-  wire \port$6347$0 ;
+  output \port$6669$0 ;
+  wire \port$6669$0 ;
+  output \port$6671$0 ;
+  wire \port$6671$0 ;
+  output \port$6673$0 ;
+  wire \port$6673$0 ;
+  output \port$6675$0 ;
+  wire \port$6675$0 ;
+  output \port$6677$0 ;
+  wire \port$6677$0 ;
+  output \port$6679$0 ;
+  wire \port$6679$0 ;
+  output \port$6681$0 ;
+  wire \port$6681$0 ;
+  output \port$6683$0 ;
+  wire \port$6683$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd724999;
@@ -35579,14 +37159,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_0.lfsr (rst, en, \port$6333$0 , \port$633
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6333$0  = \$2 ;
-  assign \port$6335$0  = \$4 ;
-  assign \port$6337$0  = \$6 ;
-  assign \port$6339$0  = \$8 ;
-  assign \port$6341$0  = \$10 ;
-  assign \port$6343$0  = \$12 ;
-  assign \port$6345$0  = \$14 ;
-  assign \port$6347$0  = \$16 ;
+  assign \port$6669$0  = \$2 ;
+  assign \port$6671$0  = \$4 ;
+  assign \port$6673$0  = \$6 ;
+  assign \port$6675$0  = \$8 ;
+  assign \port$6677$0  = \$10 ;
+  assign \port$6679$0  = \$12 ;
+  assign \port$6681$0  = \$14 ;
+  assign \port$6683$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -36903,14 +38483,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$6804$0 (\$480 ),
-    .\port$6806$0 (\$481 ),
-    .\port$6808$0 (\$482 ),
-    .\port$6810$0 (\$483 ),
-    .\port$6812$0 (\$484 ),
-    .\port$6814$0 (\$485 ),
-    .\port$6816$0 (\$486 ),
-    .\port$6818$0 (\$487 ),
+    .\port$7140$0 (\$480 ),
+    .\port$7142$0 (\$481 ),
+    .\port$7144$0 (\$482 ),
+    .\port$7146$0 (\$483 ),
+    .\port$7148$0 (\$484 ),
+    .\port$7150$0 (\$485 ),
+    .\port$7152$0 (\$486 ),
+    .\port$7154$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -37787,7 +39367,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6804$0 , \port$6806$0 , \port$6808$0 , \port$6810$0 , \port$6812$0 , \port$6814$0 , \port$6816$0 , \port$6818$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$7140$0 , \port$7142$0 , \port$7144$0 , \port$7146$0 , \port$7148$0 , \port$7150$0 , \port$7152$0 , \port$7154$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$29  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -37877,22 +39457,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6804$0 , \port$680
   wire en;
   (* init = 32'd973928137 *)
   wire [31:0] lfsr_state;
-  output \port$6804$0 ;
-  wire \port$6804$0 ;
-  output \port$6806$0 ;
-  wire \port$6806$0 ;
-  output \port$6808$0 ;
-  wire \port$6808$0 ;
-  output \port$6810$0 ;
-  wire \port$6810$0 ;
-  output \port$6812$0 ;
-  wire \port$6812$0 ;
-  output \port$6814$0 ;
-  wire \port$6814$0 ;
-  output \port$6816$0 ;
-  wire \port$6816$0 ;
-  output \port$6818$0 ;
-  wire \port$6818$0 ;
+  output \port$7140$0 ;
+  wire \port$7140$0 ;
+  output \port$7142$0 ;
+  wire \port$7142$0 ;
+  output \port$7144$0 ;
+  wire \port$7144$0 ;
+  output \port$7146$0 ;
+  wire \port$7146$0 ;
+  output \port$7148$0 ;
+  wire \port$7148$0 ;
+  output \port$7150$0 ;
+  wire \port$7150$0 ;
+  output \port$7152$0 ;
+  wire \port$7152$0 ;
+  output \port$7154$0 ;
+  wire \port$7154$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd973928137;
@@ -37950,14 +39530,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_1.lfsr (rst, en, \port$6804$0 , \port$680
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6804$0  = \$2 ;
-  assign \port$6806$0  = \$4 ;
-  assign \port$6808$0  = \$6 ;
-  assign \port$6810$0  = \$8 ;
-  assign \port$6812$0  = \$10 ;
-  assign \port$6814$0  = \$12 ;
-  assign \port$6816$0  = \$14 ;
-  assign \port$6818$0  = \$16 ;
+  assign \port$7140$0  = \$2 ;
+  assign \port$7142$0  = \$4 ;
+  assign \port$7144$0  = \$6 ;
+  assign \port$7146$0  = \$8 ;
+  assign \port$7148$0  = \$10 ;
+  assign \port$7150$0  = \$12 ;
+  assign \port$7152$0  = \$14 ;
+  assign \port$7154$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -39274,14 +40854,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7275$0 (\$480 ),
-    .\port$7277$0 (\$481 ),
-    .\port$7279$0 (\$482 ),
-    .\port$7281$0 (\$483 ),
-    .\port$7283$0 (\$484 ),
-    .\port$7285$0 (\$485 ),
-    .\port$7287$0 (\$486 ),
-    .\port$7289$0 (\$487 ),
+    .\port$7611$0 (\$480 ),
+    .\port$7613$0 (\$481 ),
+    .\port$7615$0 (\$482 ),
+    .\port$7617$0 (\$483 ),
+    .\port$7619$0 (\$484 ),
+    .\port$7621$0 (\$485 ),
+    .\port$7623$0 (\$486 ),
+    .\port$7625$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -40158,7 +41738,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7275$0 , \port$7277$0 , \port$7279$0 , \port$7281$0 , \port$7283$0 , \port$7285$0 , \port$7287$0 , \port$7289$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7611$0 , \port$7613$0 , \port$7615$0 , \port$7617$0 , \port$7619$0 , \port$7621$0 , \port$7623$0 , \port$7625$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$31  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -40248,22 +41828,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7275$0 , \port$727
   wire en;
   (* init = 32'd2760827776 *)
   wire [31:0] lfsr_state;
-  output \port$7275$0 ;
-  wire \port$7275$0 ;
-  output \port$7277$0 ;
-  wire \port$7277$0 ;
-  output \port$7279$0 ;
-  wire \port$7279$0 ;
-  output \port$7281$0 ;
-  wire \port$7281$0 ;
-  output \port$7283$0 ;
-  wire \port$7283$0 ;
-  output \port$7285$0 ;
-  wire \port$7285$0 ;
-  output \port$7287$0 ;
-  wire \port$7287$0 ;
-  output \port$7289$0 ;
-  wire \port$7289$0 ;
+  output \port$7611$0 ;
+  wire \port$7611$0 ;
+  output \port$7613$0 ;
+  wire \port$7613$0 ;
+  output \port$7615$0 ;
+  wire \port$7615$0 ;
+  output \port$7617$0 ;
+  wire \port$7617$0 ;
+  output \port$7619$0 ;
+  wire \port$7619$0 ;
+  output \port$7621$0 ;
+  wire \port$7621$0 ;
+  output \port$7623$0 ;
+  wire \port$7623$0 ;
+  output \port$7625$0 ;
+  wire \port$7625$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd2760827776;
@@ -40321,14 +41901,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_2.lfsr (rst, en, \port$7275$0 , \port$727
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7275$0  = \$2 ;
-  assign \port$7277$0  = \$4 ;
-  assign \port$7279$0  = \$6 ;
-  assign \port$7281$0  = \$8 ;
-  assign \port$7283$0  = \$10 ;
-  assign \port$7285$0  = \$12 ;
-  assign \port$7287$0  = \$14 ;
-  assign \port$7289$0  = \$16 ;
+  assign \port$7611$0  = \$2 ;
+  assign \port$7613$0  = \$4 ;
+  assign \port$7615$0  = \$6 ;
+  assign \port$7617$0  = \$8 ;
+  assign \port$7619$0  = \$10 ;
+  assign \port$7621$0  = \$12 ;
+  assign \port$7623$0  = \$14 ;
+  assign \port$7625$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -41645,14 +43225,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
   \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr  lfsr (
     .clk(clk),
     .en(en),
-    .\port$7746$0 (\$480 ),
-    .\port$7748$0 (\$481 ),
-    .\port$7750$0 (\$482 ),
-    .\port$7752$0 (\$483 ),
-    .\port$7754$0 (\$484 ),
-    .\port$7756$0 (\$485 ),
-    .\port$7758$0 (\$486 ),
-    .\port$7760$0 (\$487 ),
+    .\port$8082$0 (\$480 ),
+    .\port$8084$0 (\$481 ),
+    .\port$8086$0 (\$482 ),
+    .\port$8088$0 (\$483 ),
+    .\port$8090$0 (\$484 ),
+    .\port$8092$0 (\$485 ),
+    .\port$8094$0 (\$486 ),
+    .\port$8096$0 (\$487 ),
     .rst(rst)
   );
   always @* begin
@@ -42529,7 +44109,7 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3 (rst, b, a, step, flush, acc, clk);
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7746$0 , \port$7748$0 , \port$7750$0 , \port$7752$0 , \port$7754$0 , \port$7756$0 , \port$7758$0 , \port$7760$0 , clk);
+module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$8082$0 , \port$8084$0 , \port$8086$0 , \port$8088$0 , \port$8090$0 , \port$8092$0 , \port$8094$0 , \port$8096$0 , clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$33  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -42619,22 +44199,22 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7746$0 , \port$774
   wire en;
   (* init = 32'd3338141815 *)
   wire [31:0] lfsr_state;
-  output \port$7746$0 ;
-  wire \port$7746$0 ;
-  output \port$7748$0 ;
-  wire \port$7748$0 ;
-  output \port$7750$0 ;
-  wire \port$7750$0 ;
-  output \port$7752$0 ;
-  wire \port$7752$0 ;
-  output \port$7754$0 ;
-  wire \port$7754$0 ;
-  output \port$7756$0 ;
-  wire \port$7756$0 ;
-  output \port$7758$0 ;
-  wire \port$7758$0 ;
-  output \port$7760$0 ;
-  wire \port$7760$0 ;
+  output \port$8082$0 ;
+  wire \port$8082$0 ;
+  output \port$8084$0 ;
+  wire \port$8084$0 ;
+  output \port$8086$0 ;
+  wire \port$8086$0 ;
+  output \port$8088$0 ;
+  wire \port$8088$0 ;
+  output \port$8090$0 ;
+  wire \port$8090$0 ;
+  output \port$8092$0 ;
+  wire \port$8092$0 ;
+  output \port$8094$0 ;
+  wire \port$8094$0 ;
+  output \port$8096$0 ;
+  wire \port$8096$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd3338141815;
@@ -42692,14 +44272,14 @@ module \mac_e4m3_e5m6_sr8_4x4_il8.pe_3_3.lfsr (rst, en, \port$7746$0 , \port$774
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$7746$0  = \$2 ;
-  assign \port$7748$0  = \$4 ;
-  assign \port$7750$0  = \$6 ;
-  assign \port$7752$0  = \$8 ;
-  assign \port$7754$0  = \$10 ;
-  assign \port$7756$0  = \$12 ;
-  assign \port$7758$0  = \$14 ;
-  assign \port$7760$0  = \$16 ;
+  assign \port$8082$0  = \$2 ;
+  assign \port$8084$0  = \$4 ;
+  assign \port$8086$0  = \$6 ;
+  assign \port$8088$0  = \$8 ;
+  assign \port$8090$0  = \$10 ;
+  assign \port$8092$0  = \$12 ;
+  assign \port$8094$0  = \$14 ;
+  assign \port$8096$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

@@ -591,87 +591,140 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire \$622 ;
   wire \$623 ;
   wire \$624 ;
-  wire [3:0] \$625 ;
-  wire [3:0] \$626 ;
+  wire \$625 ;
+  wire \$626 ;
   wire \$627 ;
-  wire [1:0] \$628 ;
-  wire [1:0] \$629 ;
+  wire \$628 ;
+  wire \$629 ;
   wire [13:0] \$63 ;
   wire \$630 ;
-  wire [4:0] \$631 ;
-  reg [2:0] \$632 ;
-  reg [2:0] \$633 ;
-  reg \$634 ;
-  reg \$635 ;
-  reg \$636 ;
-  reg [4:0] \$637 ;
-  reg \$638 ;
-  reg \$639 ;
+  wire \$631 ;
+  wire \$632 ;
+  wire \$633 ;
+  wire \$634 ;
+  wire \$635 ;
+  wire \$636 ;
+  wire \$637 ;
+  wire \$638 ;
+  wire \$639 ;
   wire [6:0] \$64 ;
-  reg [4:0] \$640 ;
-  reg \$641 ;
-  reg \$642 ;
-  reg \$643 ;
-  reg \$644 ;
-  reg [4:0] \$645 ;
-  reg \$646 ;
-  reg \$647 ;
-  reg \$648 ;
-  reg [3:0] \$649 ;
+  wire \$640 ;
+  wire \$641 ;
+  wire \$642 ;
+  wire \$643 ;
+  wire \$644 ;
+  wire \$645 ;
+  wire \$646 ;
+  wire \$647 ;
+  wire \$648 ;
+  wire \$649 ;
   wire [9:0] \$65 ;
-  reg \$650 ;
-  reg [3:0] \$651 ;
-  reg \$652 ;
-  reg [15:0] \$653 ;
-  reg [15:0] \$654 ;
-  reg [15:0] \$655 ;
-  reg [15:0] \$656 ;
-  reg [15:0] \$657 ;
-  reg [15:0] \$658 ;
-  reg [15:0] \$659 ;
+  wire \$650 ;
+  wire \$651 ;
+  wire \$652 ;
+  wire [3:0] \$653 ;
+  wire [3:0] \$654 ;
+  wire \$655 ;
+  wire [1:0] \$656 ;
+  wire [1:0] \$657 ;
+  wire \$658 ;
+  wire [4:0] \$659 ;
   wire \$66 ;
-  reg [15:0] \$660 ;
-  reg \$661 ;
-  reg [15:0] \$662 ;
-  reg [15:0] \$663 ;
-  reg [15:0] \$664 ;
-  reg [15:0] \$665 ;
-  reg [15:0] \$666 ;
-  reg [15:0] \$667 ;
-  reg [15:0] \$668 ;
-  reg [15:0] \$669 ;
+  reg [2:0] \$660 ;
+  reg [2:0] \$661 ;
+  reg \$662 ;
+  reg \$663 ;
+  reg \$664 ;
+  reg [4:0] \$665 ;
+  reg \$666 ;
+  reg [4:0] \$667 ;
+  reg \$668 ;
+  reg \$669 ;
   wire [13:0] \$67 ;
-  reg \$670 ;
-  reg [15:0] \$671 ;
-  reg [15:0] \$672 ;
-  reg [15:0] \$673 ;
-  reg [15:0] \$674 ;
-  reg [15:0] \$675 ;
-  reg [15:0] \$676 ;
-  reg [15:0] \$677 ;
-  reg [15:0] \$678 ;
+  reg [4:0] \$670 ;
+  reg \$671 ;
+  reg \$672 ;
+  reg \$673 ;
+  reg [3:0] \$674 ;
+  reg \$675 ;
+  reg [3:0] \$676 ;
+  reg \$677 ;
+  reg \$678 ;
   reg \$679 ;
   wire [6:0] \$68 ;
-  reg [15:0] \$680 ;
-  reg [15:0] \$681 ;
-  reg [15:0] \$682 ;
-  reg [15:0] \$683 ;
-  reg [15:0] \$684 ;
+  reg \$680 ;
+  reg \$681 ;
+  reg \$682 ;
+  reg \$683 ;
+  reg \$684 ;
   reg [15:0] \$685 ;
   reg [15:0] \$686 ;
   reg [15:0] \$687 ;
-  reg [1:0] \$688 ;
-  reg [2:0] \$689 ;
+  reg [15:0] \$688 ;
+  reg [15:0] \$689 ;
   wire [6:0] \$69 ;
-  reg \$690 ;
-  reg \$691 ;
-  reg [3:0] \$692 ;
+  reg [15:0] \$690 ;
+  reg [15:0] \$691 ;
+  reg [15:0] \$692 ;
+  reg \$693 ;
+  reg \$694 ;
+  reg \$695 ;
+  reg \$696 ;
+  reg \$697 ;
+  reg \$698 ;
+  reg \$699 ;
   wire \$7 ;
   wire \$70 ;
+  reg \$700 ;
+  reg [15:0] \$701 ;
+  reg [15:0] \$702 ;
+  reg [15:0] \$703 ;
+  reg [15:0] \$704 ;
+  reg [15:0] \$705 ;
+  reg [15:0] \$706 ;
+  reg [15:0] \$707 ;
+  reg [15:0] \$708 ;
+  reg \$709 ;
   wire \$71 ;
+  reg \$710 ;
+  reg \$711 ;
+  reg \$712 ;
+  reg \$713 ;
+  reg \$714 ;
+  reg \$715 ;
+  reg \$716 ;
+  reg [15:0] \$717 ;
+  reg [15:0] \$718 ;
+  reg [15:0] \$719 ;
   wire \$72 ;
+  reg [15:0] \$720 ;
+  reg [15:0] \$721 ;
+  reg [15:0] \$722 ;
+  reg [15:0] \$723 ;
+  reg [15:0] \$724 ;
+  reg \$725 ;
+  reg \$726 ;
+  reg \$727 ;
+  reg \$728 ;
+  reg \$729 ;
   wire \$73 ;
+  reg \$730 ;
+  reg \$731 ;
+  reg \$732 ;
+  reg [15:0] \$733 ;
+  reg [15:0] \$734 ;
+  reg [15:0] \$735 ;
+  reg [15:0] \$736 ;
+  reg [15:0] \$737 ;
+  reg [15:0] \$738 ;
+  reg [15:0] \$739 ;
   wire \$74 ;
+  reg [15:0] \$740 ;
+  reg [1:0] \$741 ;
+  reg [2:0] \$742 ;
+  reg \$743 ;
+  reg \$744 ;
+  reg [3:0] \$745 ;
   wire \$75 ;
   wire \$76 ;
   wire \$77 ;
@@ -879,6 +932,70 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [15:0] buffer_1_1_5 = 16'h0000;
   reg [15:0] buffer_1_1_6 = 16'h0000;
   reg [15:0] buffer_1_1_7 = 16'h0000;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_0_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_0_1_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_0_7 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_0 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_1 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_2 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_3 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_4 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_5 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_6 = 1'h0;
+  (* keep = 32'd1 *)
+  reg buffer_enable_1_1_7 = 1'h0;
   (* init = 1'h0 *)
   wire buffer_full;
   reg [15:0] buffer_in_0_0_0 = 16'h0000;
@@ -904,15 +1021,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   (* keep = 32'd1 *)
   reg buffer_load_0_0_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_0_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_0_1_0 = 1'h0;
   (* keep = 32'd1 *)
-  reg buffer_load_0_1_1 = 1'h0;
-  (* keep = 32'd1 *)
   reg buffer_load_1_0_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_load_1_0_1 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_load_1_1_0 = 1'h0;
   (* keep = 32'd1 *)
@@ -921,14 +1032,6 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire buffer_read_0;
   wire buffer_read_1;
   reg buffer_reserved = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_0_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_0_1_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_0_0 = 1'h0;
-  (* keep = 32'd1 *)
-  reg buffer_shift_1_1_0 = 1'h0;
   (* keep = 32'd1 *)
   reg buffer_turn_0 = 1'h1;
   (* keep = 32'd1 *)
@@ -968,17 +1071,17 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   wire \en$89 ;
   wire flush;
   wire \flush$117 ;
-  wire \flush$126 ;
-  wire \flush$135 ;
-  wire \flush$144 ;
+  wire \flush$125 ;
+  wire \flush$133 ;
+  wire \flush$141 ;
   wire [1:0] flush_mode;
-  wire [1:0] \flush_mode$130 ;
-  wire [1:0] \flush_mode$139 ;
-  wire [1:0] \flush_mode$148 ;
+  wire [1:0] \flush_mode$129 ;
+  wire [1:0] \flush_mode$137 ;
+  wire [1:0] \flush_mode$145 ;
   wire [15:0] flush_sum;
-  wire [15:0] \flush_sum$128 ;
-  wire [15:0] \flush_sum$137 ;
-  wire [15:0] \flush_sum$146 ;
+  wire [15:0] \flush_sum$127 ;
+  wire [15:0] \flush_sum$135 ;
+  wire [15:0] \flush_sum$143 ;
   reg flushing = 1'h0;
   input [66:0] inp__payload;
   wire [66:0] inp__payload;
@@ -1042,6 +1145,54 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   reg [2:0] taken = 3'h0;
   wire tile_in;
   reg [2:0] turn = 3'h0;
+  assign \$238  = ~ \$237 ;
+  assign \$239  = a_1_frac[4] | a_1_frac[3];
+  assign \$240  = ~ \$239 ;
+  assign \$241  = \$238  & \$240 ;
+  assign \$242  = ! inp__payload[66:65];
+  assign \$243  = inp__payload[66:65] == 1'h1;
+  assign \$244  = inp__payload[66:65] == 2'h2;
+  assign \$245  = \$244  ? 8'hf9 : 8'h81;
+  assign \$246  = \$243  ? 8'hf1 : \$245 ;
+  assign a_1_sub_emin = \$242  ? 8'hf9 : \$246 ;
+  assign \$247  = ! inp__payload[66:65];
+  assign \$248  = inp__payload[66:65] == 1'h1;
+  assign \$249  = inp__payload[66:65] == 2'h2;
+  assign \$253  = $signed(a_1_sub_emin) - $signed({ 1'h0, \$241 , \$236  });
+  assign \$254  = \$252  ? { \$253 [8], \$253  } : a_1_normal_exp;
+  assign \$256  = \$255  ? { a_1_sub_normalized, 1'h0 } : 8'h00;
+  assign a_1_sig = a_1_field_zero ? \$256  : { 1'h1, a_1_frac };
+  assign \$257  = ! inp__payload[66:65];
+  assign \$258  = inp__payload[66:65] == 1'h1;
+  assign \$259  = inp__payload[66:65] == 2'h2;
+  assign \$260  = \$259  ? inp__payload[23] : inp__payload[31];
+  assign \$261  = \$258  ? inp__payload[23] : \$260 ;
+  assign a_1_sign = \$257  ? inp__payload[23] : \$261 ;
+  assign \$262  = ! inp__payload[66:65];
+  assign \$263  = ! inp__payload[22:19];
+  assign \$264  = ! inp__payload[18:16];
+  assign \$265  = \$263  & \$264 ;
+  assign \$266  = inp__payload[66:65] == 1'h1;
+  assign \$267  = ! inp__payload[22:18];
+  assign \$268  = ! inp__payload[17:16];
+  assign \$269  = \$267  & \$268 ;
+  assign \$270  = inp__payload[66:65] == 2'h2;
+  assign \$271  = ! inp__payload[22:19];
+  assign \$272  = ! inp__payload[18:16];
+  assign \$273  = \$271  & \$272 ;
+  assign \$274  = ! inp__payload[30:23];
+  assign \$275  = ! inp__payload[22:16];
+  assign \$276  = \$274  & \$275 ;
+  assign \$277  = \$270  ? \$273  : \$276 ;
+  assign \$278  = \$266  ? \$269  : \$277 ;
+  assign a_1_zero = \$262  ? \$265  : \$278 ;
+  assign \$279  = ! inp__payload[66:65];
+  assign \$280  = inp__payload[66:65] == 1'h1;
+  assign \$281  = inp__payload[22:18] == 5'h1f;
+  assign \$282  = ! inp__payload[17:16];
+  assign \$283  = \$281  & \$282 ;
+  assign \$284  = inp__payload[66:65] == 2'h2;
+  assign \$285  = inp__payload[30:23] == 8'hff;
   assign \$286  = ! inp__payload[22:16];
   assign \$287  = \$285  & \$286 ;
   assign \$288  = \$284  ? 1'h0 : \$287 ;
@@ -1369,41 +1520,67 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$617  = \$615  & \$616 ;
   assign \$618  = buffer_left_0 - 1'h1;
   assign \$619  = buffer_left_1 - 1'h1;
-  assign \$620  = buffer_load_0_0_1 | buffer_shift_0_0_0;
-  assign \$621  = buffer_load_0_1_1 | buffer_shift_0_1_0;
-  assign \$622  = buffer_load_1_0_1 | buffer_shift_1_0_0;
-  assign \$623  = buffer_load_1_1_1 | buffer_shift_1_1_0;
-  assign \$624  = taken == 3'h7;
-  assign \$625  = taken + 1'h1;
-  assign \$626  = \$624  ? 4'h0 : \$625 ;
-  assign \$628  = row_part + 1'h1;
-  assign \$629  = \$627  ? 2'h0 : \$628 ;
-  assign \$630  = row == 4'hf;
-  assign \$631  = row + 1'h1;
+  assign \$620  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$621  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$622  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$623  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$624  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$625  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$626  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$627  = buffer_load_0_0_0 | buffer_read_0;
+  assign \$628  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$629  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$630  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$631  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$632  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$633  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$634  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$635  = buffer_load_0_1_0 | buffer_read_0;
+  assign \$636  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$637  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$638  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$639  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$640  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$641  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$642  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$643  = buffer_load_1_0_0 | buffer_read_1;
+  assign \$644  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$645  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$646  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$647  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$648  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$649  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$650  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$651  = buffer_load_1_1_0 | buffer_read_1;
+  assign \$652  = taken == 3'h7;
+  assign \$653  = taken + 1'h1;
+  assign \$654  = \$652  ? 4'h0 : \$653 ;
+  assign \$656  = row_part + 1'h1;
+  assign \$657  = \$655  ? 2'h0 : \$656 ;
+  assign \$658  = row == 4'hf;
+  assign \$659  = row + 1'h1;
   always @(posedge clk)
-    turn <= \$632 ;
+    turn <= \$660 ;
   always @(posedge clk)
-    due <= \$633 ;
+    due <= \$661 ;
   always @(posedge clk)
-    buffer_reserved <= \$634 ;
+    buffer_reserved <= \$662 ;
   always @(posedge clk)
-    flushing <= \$635 ;
+    flushing <= \$663 ;
   always @(posedge clk)
-    pending <= \$636 ;
+    pending <= \$664 ;
   always @(posedge clk)
-    \step$83  <= \$637 ;
+    \step$83  <= \$665 ;
   always @(posedge clk)
     \a$85  <= a_1;
   always @(posedge clk)
     \b$80  <= b_1;
   always @(posedge clk)
-    buffer_load_0_0_0 <= \$638 ;
+    buffer_load_0_0_0 <= \$666 ;
   always @(posedge clk)
     buffer_in_0_0_0 <= flush_sum;
   always @(posedge clk)
     buffer_in_mode_0_0_0 <= flush_mode;
-  always @(posedge clk)
-    buffer_load_0_0_1 <= \$639 ;
   always @(posedge clk)
     buffer_in_0_0_1 <= buffer_in_0_0_0;
   always @(posedge clk)
@@ -1411,17 +1588,15 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \a$78  <= a_0;
   always @(posedge clk)
-    \step$76  <= \$640 ;
+    \step$76  <= \$667 ;
   always @(posedge clk)
     \b$87  <= b_0;
   always @(posedge clk)
-    buffer_load_0_1_0 <= \$641 ;
+    buffer_load_0_1_0 <= \$668 ;
   always @(posedge clk)
-    buffer_in_0_1_0 <= \flush_sum$128 ;
+    buffer_in_0_1_0 <= \flush_sum$127 ;
   always @(posedge clk)
-    buffer_in_mode_0_1_0 <= \flush_mode$130 ;
-  always @(posedge clk)
-    buffer_load_0_1_1 <= \$642 ;
+    buffer_in_mode_0_1_0 <= \flush_mode$129 ;
   always @(posedge clk)
     buffer_in_0_1_1 <= buffer_in_0_1_0;
   always @(posedge clk)
@@ -1429,13 +1604,11 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \b$94  <= \b$80 ;
   always @(posedge clk)
-    buffer_load_1_0_0 <= \$643 ;
+    buffer_load_1_0_0 <= \$669 ;
   always @(posedge clk)
-    buffer_in_1_0_0 <= \flush_sum$137 ;
+    buffer_in_1_0_0 <= \flush_sum$135 ;
   always @(posedge clk)
-    buffer_in_mode_1_0_0 <= \flush_mode$139 ;
-  always @(posedge clk)
-    buffer_load_1_0_1 <= \$644 ;
+    buffer_in_mode_1_0_0 <= \flush_mode$137 ;
   always @(posedge clk)
     buffer_in_1_0_1 <= buffer_in_1_0_0;
   always @(posedge clk)
@@ -1443,109 +1616,165 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   always @(posedge clk)
     \a$92  <= \a$85 ;
   always @(posedge clk)
-    \step$90  <= \$645 ;
+    \step$90  <= \$670 ;
   always @(posedge clk)
-    buffer_load_1_1_0 <= \$646 ;
+    buffer_load_1_1_0 <= \$671 ;
   always @(posedge clk)
-    buffer_in_1_1_0 <= \flush_sum$146 ;
+    buffer_in_1_1_0 <= \flush_sum$143 ;
   always @(posedge clk)
-    buffer_in_mode_1_1_0 <= \flush_mode$148 ;
+    buffer_in_mode_1_1_0 <= \flush_mode$145 ;
   always @(posedge clk)
-    buffer_load_1_1_1 <= \$647 ;
+    buffer_load_1_1_1 <= \$672 ;
   always @(posedge clk)
     buffer_in_1_1_1 <= buffer_in_1_1_0;
   always @(posedge clk)
     buffer_in_mode_1_1_1 <= buffer_in_mode_1_1_0;
   always @(posedge clk)
-    buffer_turn_0 <= \$648 ;
+    buffer_turn_0 <= \$673 ;
   always @(posedge clk)
-    buffer_left_0 <= \$649 ;
+    buffer_left_0 <= \$674 ;
   always @(posedge clk)
-    buffer_turn_1 <= \$650 ;
+    buffer_turn_1 <= \$675 ;
   always @(posedge clk)
-    buffer_left_1 <= \$651 ;
+    buffer_left_1 <= \$676 ;
   always @(posedge clk)
-    buffer_shift_0_0_0 <= \$652 ;
+    buffer_enable_0_0_0 <= \$677 ;
   always @(posedge clk)
-    buffer_0_0_0 <= \$653 ;
+    buffer_enable_0_0_1 <= \$678 ;
   always @(posedge clk)
-    buffer_0_0_1 <= \$654 ;
+    buffer_enable_0_0_2 <= \$679 ;
   always @(posedge clk)
-    buffer_0_0_2 <= \$655 ;
+    buffer_enable_0_0_3 <= \$680 ;
   always @(posedge clk)
-    buffer_0_0_3 <= \$656 ;
+    buffer_enable_0_0_4 <= \$681 ;
   always @(posedge clk)
-    buffer_0_0_4 <= \$657 ;
+    buffer_enable_0_0_5 <= \$682 ;
   always @(posedge clk)
-    buffer_0_0_5 <= \$658 ;
+    buffer_enable_0_0_6 <= \$683 ;
   always @(posedge clk)
-    buffer_0_0_6 <= \$659 ;
+    buffer_enable_0_0_7 <= \$684 ;
   always @(posedge clk)
-    buffer_0_0_7 <= \$660 ;
+    buffer_0_0_0 <= \$685 ;
   always @(posedge clk)
-    buffer_shift_0_1_0 <= \$661 ;
+    buffer_0_0_1 <= \$686 ;
   always @(posedge clk)
-    buffer_0_1_0 <= \$662 ;
+    buffer_0_0_2 <= \$687 ;
   always @(posedge clk)
-    buffer_0_1_1 <= \$663 ;
+    buffer_0_0_3 <= \$688 ;
   always @(posedge clk)
-    buffer_0_1_2 <= \$664 ;
+    buffer_0_0_4 <= \$689 ;
   always @(posedge clk)
-    buffer_0_1_3 <= \$665 ;
+    buffer_0_0_5 <= \$690 ;
   always @(posedge clk)
-    buffer_0_1_4 <= \$666 ;
+    buffer_0_0_6 <= \$691 ;
   always @(posedge clk)
-    buffer_0_1_5 <= \$667 ;
+    buffer_0_0_7 <= \$692 ;
   always @(posedge clk)
-    buffer_0_1_6 <= \$668 ;
+    buffer_enable_0_1_0 <= \$693 ;
   always @(posedge clk)
-    buffer_0_1_7 <= \$669 ;
+    buffer_enable_0_1_1 <= \$694 ;
   always @(posedge clk)
-    buffer_shift_1_0_0 <= \$670 ;
+    buffer_enable_0_1_2 <= \$695 ;
   always @(posedge clk)
-    buffer_1_0_0 <= \$671 ;
+    buffer_enable_0_1_3 <= \$696 ;
   always @(posedge clk)
-    buffer_1_0_1 <= \$672 ;
+    buffer_enable_0_1_4 <= \$697 ;
   always @(posedge clk)
-    buffer_1_0_2 <= \$673 ;
+    buffer_enable_0_1_5 <= \$698 ;
   always @(posedge clk)
-    buffer_1_0_3 <= \$674 ;
+    buffer_enable_0_1_6 <= \$699 ;
   always @(posedge clk)
-    buffer_1_0_4 <= \$675 ;
+    buffer_enable_0_1_7 <= \$700 ;
   always @(posedge clk)
-    buffer_1_0_5 <= \$676 ;
+    buffer_0_1_0 <= \$701 ;
   always @(posedge clk)
-    buffer_1_0_6 <= \$677 ;
+    buffer_0_1_1 <= \$702 ;
   always @(posedge clk)
-    buffer_1_0_7 <= \$678 ;
+    buffer_0_1_2 <= \$703 ;
   always @(posedge clk)
-    buffer_shift_1_1_0 <= \$679 ;
+    buffer_0_1_3 <= \$704 ;
   always @(posedge clk)
-    buffer_1_1_0 <= \$680 ;
+    buffer_0_1_4 <= \$705 ;
   always @(posedge clk)
-    buffer_1_1_1 <= \$681 ;
+    buffer_0_1_5 <= \$706 ;
   always @(posedge clk)
-    buffer_1_1_2 <= \$682 ;
+    buffer_0_1_6 <= \$707 ;
   always @(posedge clk)
-    buffer_1_1_3 <= \$683 ;
+    buffer_0_1_7 <= \$708 ;
   always @(posedge clk)
-    buffer_1_1_4 <= \$684 ;
+    buffer_enable_1_0_0 <= \$709 ;
   always @(posedge clk)
-    buffer_1_1_5 <= \$685 ;
+    buffer_enable_1_0_1 <= \$710 ;
   always @(posedge clk)
-    buffer_1_1_6 <= \$686 ;
+    buffer_enable_1_0_2 <= \$711 ;
   always @(posedge clk)
-    buffer_1_1_7 <= \$687 ;
+    buffer_enable_1_0_3 <= \$712 ;
   always @(posedge clk)
-    buffer_mode <= \$688 ;
+    buffer_enable_1_0_4 <= \$713 ;
   always @(posedge clk)
-    taken <= \$689 ;
+    buffer_enable_1_0_5 <= \$714 ;
   always @(posedge clk)
-    out__valid <= \$690 ;
+    buffer_enable_1_0_6 <= \$715 ;
   always @(posedge clk)
-    row_part <= \$691 ;
+    buffer_enable_1_0_7 <= \$716 ;
   always @(posedge clk)
-    row <= \$692 ;
+    buffer_1_0_0 <= \$717 ;
+  always @(posedge clk)
+    buffer_1_0_1 <= \$718 ;
+  always @(posedge clk)
+    buffer_1_0_2 <= \$719 ;
+  always @(posedge clk)
+    buffer_1_0_3 <= \$720 ;
+  always @(posedge clk)
+    buffer_1_0_4 <= \$721 ;
+  always @(posedge clk)
+    buffer_1_0_5 <= \$722 ;
+  always @(posedge clk)
+    buffer_1_0_6 <= \$723 ;
+  always @(posedge clk)
+    buffer_1_0_7 <= \$724 ;
+  always @(posedge clk)
+    buffer_enable_1_1_0 <= \$725 ;
+  always @(posedge clk)
+    buffer_enable_1_1_1 <= \$726 ;
+  always @(posedge clk)
+    buffer_enable_1_1_2 <= \$727 ;
+  always @(posedge clk)
+    buffer_enable_1_1_3 <= \$728 ;
+  always @(posedge clk)
+    buffer_enable_1_1_4 <= \$729 ;
+  always @(posedge clk)
+    buffer_enable_1_1_5 <= \$730 ;
+  always @(posedge clk)
+    buffer_enable_1_1_6 <= \$731 ;
+  always @(posedge clk)
+    buffer_enable_1_1_7 <= \$732 ;
+  always @(posedge clk)
+    buffer_1_1_0 <= \$733 ;
+  always @(posedge clk)
+    buffer_1_1_1 <= \$734 ;
+  always @(posedge clk)
+    buffer_1_1_2 <= \$735 ;
+  always @(posedge clk)
+    buffer_1_1_3 <= \$736 ;
+  always @(posedge clk)
+    buffer_1_1_4 <= \$737 ;
+  always @(posedge clk)
+    buffer_1_1_5 <= \$738 ;
+  always @(posedge clk)
+    buffer_1_1_6 <= \$739 ;
+  always @(posedge clk)
+    buffer_1_1_7 <= \$740 ;
+  always @(posedge clk)
+    buffer_mode <= \$741 ;
+  always @(posedge clk)
+    taken <= \$742 ;
+  always @(posedge clk)
+    out__valid <= \$743 ;
+  always @(posedge clk)
+    row_part <= \$744 ;
+  always @(posedge clk)
+    row <= \$745 ;
   assign \$1  = ! turn;
   assign \$2  = ~ buffer_reserved;
   assign \$3  = \$1  & \$2 ;
@@ -1769,54 +1998,6 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign \$235  = ~ \$234 ;
   assign \$236  = \$221  ? { \$228 , \$226  } : { \$235 , \$233  };
   assign \$237  = a_1_frac[6] | a_1_frac[5];
-  assign \$238  = ~ \$237 ;
-  assign \$239  = a_1_frac[4] | a_1_frac[3];
-  assign \$240  = ~ \$239 ;
-  assign \$241  = \$238  & \$240 ;
-  assign \$242  = ! inp__payload[66:65];
-  assign \$243  = inp__payload[66:65] == 1'h1;
-  assign \$244  = inp__payload[66:65] == 2'h2;
-  assign \$245  = \$244  ? 8'hf9 : 8'h81;
-  assign \$246  = \$243  ? 8'hf1 : \$245 ;
-  assign a_1_sub_emin = \$242  ? 8'hf9 : \$246 ;
-  assign \$247  = ! inp__payload[66:65];
-  assign \$248  = inp__payload[66:65] == 1'h1;
-  assign \$249  = inp__payload[66:65] == 2'h2;
-  assign \$253  = $signed(a_1_sub_emin) - $signed({ 1'h0, \$241 , \$236  });
-  assign \$254  = \$252  ? { \$253 [8], \$253  } : a_1_normal_exp;
-  assign \$256  = \$255  ? { a_1_sub_normalized, 1'h0 } : 8'h00;
-  assign a_1_sig = a_1_field_zero ? \$256  : { 1'h1, a_1_frac };
-  assign \$257  = ! inp__payload[66:65];
-  assign \$258  = inp__payload[66:65] == 1'h1;
-  assign \$259  = inp__payload[66:65] == 2'h2;
-  assign \$260  = \$259  ? inp__payload[23] : inp__payload[31];
-  assign \$261  = \$258  ? inp__payload[23] : \$260 ;
-  assign a_1_sign = \$257  ? inp__payload[23] : \$261 ;
-  assign \$262  = ! inp__payload[66:65];
-  assign \$263  = ! inp__payload[22:19];
-  assign \$264  = ! inp__payload[18:16];
-  assign \$265  = \$263  & \$264 ;
-  assign \$266  = inp__payload[66:65] == 1'h1;
-  assign \$267  = ! inp__payload[22:18];
-  assign \$268  = ! inp__payload[17:16];
-  assign \$269  = \$267  & \$268 ;
-  assign \$270  = inp__payload[66:65] == 2'h2;
-  assign \$271  = ! inp__payload[22:19];
-  assign \$272  = ! inp__payload[18:16];
-  assign \$273  = \$271  & \$272 ;
-  assign \$274  = ! inp__payload[30:23];
-  assign \$275  = ! inp__payload[22:16];
-  assign \$276  = \$274  & \$275 ;
-  assign \$277  = \$270  ? \$273  : \$276 ;
-  assign \$278  = \$266  ? \$269  : \$277 ;
-  assign a_1_zero = \$262  ? \$265  : \$278 ;
-  assign \$279  = ! inp__payload[66:65];
-  assign \$280  = inp__payload[66:65] == 1'h1;
-  assign \$281  = inp__payload[22:18] == 5'h1f;
-  assign \$282  = ! inp__payload[17:16];
-  assign \$283  = \$281  & \$282 ;
-  assign \$284  = inp__payload[66:65] == 2'h2;
-  assign \$285  = inp__payload[30:23] == 8'hff;
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_0  pe_0_0 (
     .a(a_0),
     .acc(flush_sum),
@@ -1829,539 +2010,256 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_0_1  pe_0_1 (
     .a(\a$78 ),
-    .acc(\flush_sum$128 ),
-    .acc_mode(\flush_mode$130 ),
+    .acc(\flush_sum$127 ),
+    .acc_mode(\flush_mode$129 ),
     .b(\b$80 ),
     .clk(clk),
-    .flush(\flush$126 ),
+    .flush(\flush$125 ),
     .rst(rst),
     .step(\step$76 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_0  pe_1_0 (
     .a(\a$85 ),
-    .acc(\flush_sum$137 ),
-    .acc_mode(\flush_mode$139 ),
+    .acc(\flush_sum$135 ),
+    .acc_mode(\flush_mode$137 ),
     .b(\b$87 ),
     .clk(clk),
-    .flush(\flush$135 ),
+    .flush(\flush$133 ),
     .rst(rst),
     .step(\step$83 )
   );
   \mac_e4m3_sr_bf16_2x2_il8.pe_1_1  pe_1_1 (
     .a(\a$92 ),
-    .acc(\flush_sum$146 ),
-    .acc_mode(\flush_mode$148 ),
+    .acc(\flush_sum$143 ),
+    .acc_mode(\flush_mode$145 ),
     .b(\b$94 ),
     .clk(clk),
-    .flush(\flush$144 ),
+    .flush(\flush$141 ),
     .rst(rst),
     .step(\step$90 )
   );
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$632  = \$606 [2:0];
+    \$660  = \$606 [2:0];
     if (rst) begin
-      \$632  = 3'h0;
+      \$660  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$633  = due;
+    \$661  = due;
     if (\$607 ) begin
-      \$633  = \$610 [2:0];
+      \$661  = \$610 [2:0];
     end
     if (rst) begin
-      \$633  = 3'h0;
+      \$661  = 3'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$634  = buffer_reserved;
+    \$662  = buffer_reserved;
     if (flush) begin
-      \$634  = 1'h1;
+      \$662  = 1'h1;
     end
     if (take) begin
-      if (\$630 ) begin
-        \$634  = 1'h0;
+      if (\$658 ) begin
+        \$662  = 1'h0;
       end
     end
     if (rst) begin
-      \$634  = 1'h0;
+      \$662  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$635  = flushing;
+    \$663  = flushing;
     if (flush) begin
-      \$635  = \$612 ;
+      \$663  = \$612 ;
     end
     if (rst) begin
-      \$635  = 1'h0;
+      \$663  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$636  = pending;
+    \$664  = pending;
     if (flush) begin
       if (\$613 ) begin
-        \$636  = 1'h0;
+        \$664  = 1'h0;
       end
     end
     if (\$617 ) begin
-      \$636  = 1'h1;
+      \$664  = 1'h1;
     end
     if (rst) begin
-      \$636  = 1'h0;
+      \$664  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$637  = control;
+    \$665  = control;
     if (rst) begin
-      \$637  = 5'h00;
+      \$665  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$638  = \flush$117 ;
+    \$666  = \flush$117 ;
     if (rst) begin
-      \$638  = 1'h0;
+      \$666  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$639  = buffer_load_0_0_0;
+    \$667  = control;
     if (rst) begin
-      \$639  = 1'h0;
+      \$667  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$640  = control;
+    \$668  = \flush$125 ;
     if (rst) begin
-      \$640  = 5'h00;
+      \$668  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$641  = \flush$126 ;
+    \$669  = \flush$133 ;
     if (rst) begin
-      \$641  = 1'h0;
+      \$669  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$642  = buffer_load_0_1_0;
+    \$670  = \step$83 ;
     if (rst) begin
-      \$642  = 1'h0;
+      \$670  = 5'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$643  = \flush$135 ;
+    \$671  = \flush$141 ;
     if (rst) begin
-      \$643  = 1'h0;
+      \$671  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$644  = buffer_load_1_0_0;
+    \$672  = buffer_load_1_1_0;
     if (rst) begin
-      \$644  = 1'h0;
+      \$672  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$645  = \step$83 ;
-    if (rst) begin
-      \$645  = 5'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$646  = \flush$144 ;
-    if (rst) begin
-      \$646  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$647  = buffer_load_1_1_0;
-    if (rst) begin
-      \$647  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$648  = buffer_turn_0;
+    \$673  = buffer_turn_0;
     if (buffer_read_1) begin
-      \$648  = 1'h1;
+      \$673  = 1'h1;
     end else if (buffer_read_0) begin
-      \$648  = 1'h0;
+      \$673  = 1'h0;
     end
     if (rst) begin
-      \$648  = 1'h1;
+      \$673  = 1'h1;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$649  = buffer_left_0;
+    \$674  = buffer_left_0;
     if (tile_in) begin
-      \$649  = 4'h8;
+      \$674  = 4'h8;
     end else if (buffer_read_0) begin
-      \$649  = \$618 [3:0];
+      \$674  = \$618 [3:0];
     end
     if (rst) begin
-      \$649  = 4'h0;
+      \$674  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$650  = buffer_turn_1;
+    \$675  = buffer_turn_1;
     if (buffer_read_0) begin
-      \$650  = 1'h1;
+      \$675  = 1'h1;
     end else if (buffer_read_1) begin
-      \$650  = 1'h0;
+      \$675  = 1'h0;
     end
     if (rst) begin
-      \$650  = 1'h0;
+      \$675  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$651  = buffer_left_1;
+    \$676  = buffer_left_1;
     if (tile_in) begin
-      \$651  = 4'h8;
+      \$676  = 4'h8;
     end else if (buffer_read_1) begin
-      \$651  = \$619 [3:0];
+      \$676  = \$619 [3:0];
     end
     if (rst) begin
-      \$651  = 4'h0;
+      \$676  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$652  = buffer_read_0;
+    \$677  = \$620 ;
     if (rst) begin
-      \$652  = 1'h0;
+      \$677  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$653  = buffer_0_0_0;
-    if (\$620 ) begin
-      \$653  = buffer_0_0_1;
-    end
+    \$678  = \$621 ;
     if (rst) begin
-      \$653  = 16'h0000;
+      \$678  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$654  = buffer_0_0_1;
-    if (\$620 ) begin
-      \$654  = buffer_0_0_2;
-    end
-    if (rst) begin
-      \$654  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$655  = buffer_0_0_2;
-    if (\$620 ) begin
-      \$655  = buffer_0_0_3;
-    end
-    if (rst) begin
-      \$655  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$656  = buffer_0_0_3;
-    if (\$620 ) begin
-      \$656  = buffer_0_0_4;
-    end
-    if (rst) begin
-      \$656  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$657  = buffer_0_0_4;
-    if (\$620 ) begin
-      \$657  = buffer_0_0_5;
-    end
-    if (rst) begin
-      \$657  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$658  = buffer_0_0_5;
-    if (\$620 ) begin
-      \$658  = buffer_0_0_6;
-    end
-    if (rst) begin
-      \$658  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$659  = buffer_0_0_6;
-    if (\$620 ) begin
-      \$659  = buffer_0_0_7;
-    end
-    if (rst) begin
-      \$659  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$660  = buffer_0_0_7;
-    if (\$620 ) begin
-      \$660  = buffer_in_0_0_1;
-    end
-    if (rst) begin
-      \$660  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$661  = buffer_read_0;
-    if (rst) begin
-      \$661  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$662  = buffer_0_1_0;
-    if (\$621 ) begin
-      \$662  = buffer_0_1_1;
-    end
-    if (rst) begin
-      \$662  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$663  = buffer_0_1_1;
-    if (\$621 ) begin
-      \$663  = buffer_0_1_2;
-    end
-    if (rst) begin
-      \$663  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$664  = buffer_0_1_2;
-    if (\$621 ) begin
-      \$664  = buffer_0_1_3;
-    end
-    if (rst) begin
-      \$664  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$665  = buffer_0_1_3;
-    if (\$621 ) begin
-      \$665  = buffer_0_1_4;
-    end
-    if (rst) begin
-      \$665  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$666  = buffer_0_1_4;
-    if (\$621 ) begin
-      \$666  = buffer_0_1_5;
-    end
-    if (rst) begin
-      \$666  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$667  = buffer_0_1_5;
-    if (\$621 ) begin
-      \$667  = buffer_0_1_6;
-    end
-    if (rst) begin
-      \$667  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$668  = buffer_0_1_6;
-    if (\$621 ) begin
-      \$668  = buffer_0_1_7;
-    end
-    if (rst) begin
-      \$668  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$669  = buffer_0_1_7;
-    if (\$621 ) begin
-      \$669  = buffer_in_0_1_1;
-    end
-    if (rst) begin
-      \$669  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$670  = buffer_read_1;
-    if (rst) begin
-      \$670  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$671  = buffer_1_0_0;
-    if (\$622 ) begin
-      \$671  = buffer_1_0_1;
-    end
-    if (rst) begin
-      \$671  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$672  = buffer_1_0_1;
-    if (\$622 ) begin
-      \$672  = buffer_1_0_2;
-    end
-    if (rst) begin
-      \$672  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$673  = buffer_1_0_2;
-    if (\$622 ) begin
-      \$673  = buffer_1_0_3;
-    end
-    if (rst) begin
-      \$673  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$674  = buffer_1_0_3;
-    if (\$622 ) begin
-      \$674  = buffer_1_0_4;
-    end
-    if (rst) begin
-      \$674  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$675  = buffer_1_0_4;
-    if (\$622 ) begin
-      \$675  = buffer_1_0_5;
-    end
-    if (rst) begin
-      \$675  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$676  = buffer_1_0_5;
-    if (\$622 ) begin
-      \$676  = buffer_1_0_6;
-    end
-    if (rst) begin
-      \$676  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$677  = buffer_1_0_6;
-    if (\$622 ) begin
-      \$677  = buffer_1_0_7;
-    end
-    if (rst) begin
-      \$677  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$678  = buffer_1_0_7;
-    if (\$622 ) begin
-      \$678  = buffer_in_1_0_1;
-    end
-    if (rst) begin
-      \$678  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$679  = buffer_read_1;
+    \$679  = \$622 ;
     if (rst) begin
       \$679  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$680  = buffer_1_1_0;
-    if (\$623 ) begin
-      \$680  = buffer_1_1_1;
-    end
+    \$680  = \$623 ;
     if (rst) begin
-      \$680  = 16'h0000;
+      \$680  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$681  = buffer_1_1_1;
-    if (\$623 ) begin
-      \$681  = buffer_1_1_2;
-    end
+    \$681  = \$624 ;
     if (rst) begin
-      \$681  = 16'h0000;
+      \$681  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$682  = buffer_1_1_2;
-    if (\$623 ) begin
-      \$682  = buffer_1_1_3;
-    end
+    \$682  = \$625 ;
     if (rst) begin
-      \$682  = 16'h0000;
+      \$682  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$683  = buffer_1_1_3;
-    if (\$623 ) begin
-      \$683  = buffer_1_1_4;
-    end
+    \$683  = \$626 ;
     if (rst) begin
-      \$683  = 16'h0000;
+      \$683  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$684  = buffer_1_1_4;
-    if (\$623 ) begin
-      \$684  = buffer_1_1_5;
-    end
+    \$684  = \$627 ;
     if (rst) begin
-      \$684  = 16'h0000;
+      \$684  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$685  = buffer_1_1_5;
-    if (\$623 ) begin
-      \$685  = buffer_1_1_6;
+    \$685  = buffer_0_0_0;
+    if (buffer_enable_0_0_0) begin
+      \$685  = buffer_0_0_1;
     end
     if (rst) begin
       \$685  = 16'h0000;
@@ -2369,9 +2267,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$686  = buffer_1_1_6;
-    if (\$623 ) begin
-      \$686  = buffer_1_1_7;
+    \$686  = buffer_0_0_1;
+    if (buffer_enable_0_0_1) begin
+      \$686  = buffer_0_0_2;
     end
     if (rst) begin
       \$686  = 16'h0000;
@@ -2379,9 +2277,9 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$687  = buffer_1_1_7;
-    if (\$623 ) begin
-      \$687  = buffer_in_1_1_1;
+    \$687  = buffer_0_0_2;
+    if (buffer_enable_0_0_2) begin
+      \$687  = buffer_0_0_3;
     end
     if (rst) begin
       \$687  = 16'h0000;
@@ -2389,62 +2287,520 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$688  = buffer_mode;
-    if (buffer_load_1_1_1) begin
-      \$688  = buffer_in_mode_1_1_1;
+    \$688  = buffer_0_0_3;
+    if (buffer_enable_0_0_3) begin
+      \$688  = buffer_0_0_4;
     end
     if (rst) begin
-      \$688  = 2'h0;
+      \$688  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$689  = taken;
-    if (buffer_load_1_1_1) begin
-      \$689  = \$626 [2:0];
+    \$689  = buffer_0_0_4;
+    if (buffer_enable_0_0_4) begin
+      \$689  = buffer_0_0_5;
     end
     if (rst) begin
-      \$689  = 3'h0;
+      \$689  = 16'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$690  = out__valid;
+    \$690  = buffer_0_0_5;
+    if (buffer_enable_0_0_5) begin
+      \$690  = buffer_0_0_6;
+    end
+    if (rst) begin
+      \$690  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$691  = buffer_0_0_6;
+    if (buffer_enable_0_0_6) begin
+      \$691  = buffer_0_0_7;
+    end
+    if (rst) begin
+      \$691  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$692  = buffer_0_0_7;
+    if (buffer_enable_0_0_7) begin
+      \$692  = buffer_in_0_0_1;
+    end
+    if (rst) begin
+      \$692  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$693  = \$628 ;
+    if (rst) begin
+      \$693  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$694  = \$629 ;
+    if (rst) begin
+      \$694  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$695  = \$630 ;
+    if (rst) begin
+      \$695  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$696  = \$631 ;
+    if (rst) begin
+      \$696  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$697  = \$632 ;
+    if (rst) begin
+      \$697  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$698  = \$633 ;
+    if (rst) begin
+      \$698  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$699  = \$634 ;
+    if (rst) begin
+      \$699  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$700  = \$635 ;
+    if (rst) begin
+      \$700  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$701  = buffer_0_1_0;
+    if (buffer_enable_0_1_0) begin
+      \$701  = buffer_0_1_1;
+    end
+    if (rst) begin
+      \$701  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$702  = buffer_0_1_1;
+    if (buffer_enable_0_1_1) begin
+      \$702  = buffer_0_1_2;
+    end
+    if (rst) begin
+      \$702  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$703  = buffer_0_1_2;
+    if (buffer_enable_0_1_2) begin
+      \$703  = buffer_0_1_3;
+    end
+    if (rst) begin
+      \$703  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$704  = buffer_0_1_3;
+    if (buffer_enable_0_1_3) begin
+      \$704  = buffer_0_1_4;
+    end
+    if (rst) begin
+      \$704  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$705  = buffer_0_1_4;
+    if (buffer_enable_0_1_4) begin
+      \$705  = buffer_0_1_5;
+    end
+    if (rst) begin
+      \$705  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$706  = buffer_0_1_5;
+    if (buffer_enable_0_1_5) begin
+      \$706  = buffer_0_1_6;
+    end
+    if (rst) begin
+      \$706  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$707  = buffer_0_1_6;
+    if (buffer_enable_0_1_6) begin
+      \$707  = buffer_0_1_7;
+    end
+    if (rst) begin
+      \$707  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$708  = buffer_0_1_7;
+    if (buffer_enable_0_1_7) begin
+      \$708  = buffer_in_0_1_1;
+    end
+    if (rst) begin
+      \$708  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$709  = \$636 ;
+    if (rst) begin
+      \$709  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$710  = \$637 ;
+    if (rst) begin
+      \$710  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$711  = \$638 ;
+    if (rst) begin
+      \$711  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$712  = \$639 ;
+    if (rst) begin
+      \$712  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$713  = \$640 ;
+    if (rst) begin
+      \$713  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$714  = \$641 ;
+    if (rst) begin
+      \$714  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$715  = \$642 ;
+    if (rst) begin
+      \$715  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$716  = \$643 ;
+    if (rst) begin
+      \$716  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$717  = buffer_1_0_0;
+    if (buffer_enable_1_0_0) begin
+      \$717  = buffer_1_0_1;
+    end
+    if (rst) begin
+      \$717  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$718  = buffer_1_0_1;
+    if (buffer_enable_1_0_1) begin
+      \$718  = buffer_1_0_2;
+    end
+    if (rst) begin
+      \$718  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$719  = buffer_1_0_2;
+    if (buffer_enable_1_0_2) begin
+      \$719  = buffer_1_0_3;
+    end
+    if (rst) begin
+      \$719  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$720  = buffer_1_0_3;
+    if (buffer_enable_1_0_3) begin
+      \$720  = buffer_1_0_4;
+    end
+    if (rst) begin
+      \$720  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$721  = buffer_1_0_4;
+    if (buffer_enable_1_0_4) begin
+      \$721  = buffer_1_0_5;
+    end
+    if (rst) begin
+      \$721  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$722  = buffer_1_0_5;
+    if (buffer_enable_1_0_5) begin
+      \$722  = buffer_1_0_6;
+    end
+    if (rst) begin
+      \$722  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$723  = buffer_1_0_6;
+    if (buffer_enable_1_0_6) begin
+      \$723  = buffer_1_0_7;
+    end
+    if (rst) begin
+      \$723  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$724  = buffer_1_0_7;
+    if (buffer_enable_1_0_7) begin
+      \$724  = buffer_in_1_0_1;
+    end
+    if (rst) begin
+      \$724  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$725  = \$644 ;
+    if (rst) begin
+      \$725  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$726  = \$645 ;
+    if (rst) begin
+      \$726  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$727  = \$646 ;
+    if (rst) begin
+      \$727  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$728  = \$647 ;
+    if (rst) begin
+      \$728  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$729  = \$648 ;
+    if (rst) begin
+      \$729  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$730  = \$649 ;
+    if (rst) begin
+      \$730  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$731  = \$650 ;
+    if (rst) begin
+      \$731  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$732  = \$651 ;
+    if (rst) begin
+      \$732  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$733  = buffer_1_1_0;
+    if (buffer_enable_1_1_0) begin
+      \$733  = buffer_1_1_1;
+    end
+    if (rst) begin
+      \$733  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$734  = buffer_1_1_1;
+    if (buffer_enable_1_1_1) begin
+      \$734  = buffer_1_1_2;
+    end
+    if (rst) begin
+      \$734  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$735  = buffer_1_1_2;
+    if (buffer_enable_1_1_2) begin
+      \$735  = buffer_1_1_3;
+    end
+    if (rst) begin
+      \$735  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$736  = buffer_1_1_3;
+    if (buffer_enable_1_1_3) begin
+      \$736  = buffer_1_1_4;
+    end
+    if (rst) begin
+      \$736  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$737  = buffer_1_1_4;
+    if (buffer_enable_1_1_4) begin
+      \$737  = buffer_1_1_5;
+    end
+    if (rst) begin
+      \$737  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$738  = buffer_1_1_5;
+    if (buffer_enable_1_1_5) begin
+      \$738  = buffer_1_1_6;
+    end
+    if (rst) begin
+      \$738  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$739  = buffer_1_1_6;
+    if (buffer_enable_1_1_6) begin
+      \$739  = buffer_1_1_7;
+    end
+    if (rst) begin
+      \$739  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$740  = buffer_1_1_7;
+    if (buffer_enable_1_1_7) begin
+      \$740  = buffer_in_1_1_1;
+    end
+    if (rst) begin
+      \$740  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$741  = buffer_mode;
+    if (buffer_load_1_1_1) begin
+      \$741  = buffer_in_mode_1_1_1;
+    end
+    if (rst) begin
+      \$741  = 2'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$742  = taken;
+    if (buffer_load_1_1_1) begin
+      \$742  = \$654 [2:0];
+    end
+    if (rst) begin
+      \$742  = 3'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$743  = out__valid;
     if (tile_in) begin
-      \$690  = 1'h1;
+      \$743  = 1'h1;
     end
     if (take) begin
-      if (\$630 ) begin
-        \$690  = 1'h0;
+      if (\$658 ) begin
+        \$743  = 1'h0;
       end
     end
     if (rst) begin
-      \$690  = 1'h0;
+      \$743  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$691  = row_part;
+    \$744  = row_part;
     if (take) begin
-      \$691  = \$629 [0];
+      \$744  = \$657 [0];
     end
     if (rst) begin
-      \$691  = 1'h0;
+      \$744  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$692  = row;
+    \$745  = row;
     if (take) begin
       (* full_case = 32'd1 *)
-      if (\$630 ) begin
-        \$692  = 4'h0;
+      if (\$658 ) begin
+        \$745  = 4'h0;
       end else begin
-        \$692  = \$631 [3:0];
+        \$745  = \$659 [3:0];
       end
     end
     if (rst) begin
-      \$692  = 4'h0;
+      \$745  = 4'h0;
     end
   end
   assign a_0_sub_lz = { \$94 , \$89  };
@@ -2697,7 +3053,7 @@ module mac_e4m3_sr_bf16_2x2_il8(inp__valid, out__ready, clk, rst, inp__ready, ou
   assign b_1_has_subnormals = \$545 ;
   assign \$546  = b_1_field_zero;
   assign \$549  = b_1_field_zero;
-  assign \$627  = row_part;
+  assign \$655  = row_part;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -8559,14 +8915,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, acc_mode, 
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$3465$0 (\$2820 ),
-    .\port$3467$0 (\$2821 ),
-    .\port$3469$0 (\$2822 ),
-    .\port$3471$0 (\$2823 ),
-    .\port$3473$0 (\$2824 ),
-    .\port$3475$0 (\$2825 ),
-    .\port$3477$0 (\$2826 ),
-    .\port$3479$0 (\$2827 ),
+    .\port$3549$0 (\$2820 ),
+    .\port$3551$0 (\$2821 ),
+    .\port$3553$0 (\$2822 ),
+    .\port$3555$0 (\$2823 ),
+    .\port$3557$0 (\$2824 ),
+    .\port$3559$0 (\$2825 ),
+    .\port$3561$0 (\$2826 ),
+    .\port$3563$0 (\$2827 ),
     .rst(rst)
   );
   always @* begin
@@ -9658,7 +10014,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0 (rst, step, a, b, flush, acc, acc_mode, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$3465$0 , \port$3467$0 , \port$3469$0 , \port$3471$0 , \port$3473$0 , \port$3475$0 , \port$3477$0 , \port$3479$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$3549$0 , \port$3551$0 , \port$3553$0 , \port$3555$0 , \port$3557$0 , \port$3559$0 , \port$3561$0 , \port$3563$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -9942,22 +10298,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$3465$0 , \port$3467
   wire en;
   (* init = 32'd1 *)
   wire [31:0] lfsr_state;
-  output \port$3465$0 ;
-  wire \port$3465$0 ;
-  output \port$3467$0 ;
-  wire \port$3467$0 ;
-  output \port$3469$0 ;
-  wire \port$3469$0 ;
-  output \port$3471$0 ;
-  wire \port$3471$0 ;
-  output \port$3473$0 ;
-  wire \port$3473$0 ;
-  output \port$3475$0 ;
-  wire \port$3475$0 ;
-  output \port$3477$0 ;
-  wire \port$3477$0 ;
-  output \port$3479$0 ;
-  wire \port$3479$0 ;
+  output \port$3549$0 ;
+  wire \port$3549$0 ;
+  output \port$3551$0 ;
+  wire \port$3551$0 ;
+  output \port$3553$0 ;
+  wire \port$3553$0 ;
+  output \port$3555$0 ;
+  wire \port$3555$0 ;
+  output \port$3557$0 ;
+  wire \port$3557$0 ;
+  output \port$3559$0 ;
+  wire \port$3559$0 ;
+  output \port$3561$0 ;
+  wire \port$3561$0 ;
+  output \port$3563$0 ;
+  wire \port$3563$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd1;
@@ -10121,14 +10477,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_0.lfsr (rst, en, \port$3465$0 , \port$3467
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$3465$0  = \$2 ;
-  assign \port$3467$0  = \$4 ;
-  assign \port$3469$0  = \$6 ;
-  assign \port$3471$0  = \$8 ;
-  assign \port$3473$0  = \$10 ;
-  assign \port$3475$0  = \$12 ;
-  assign \port$3477$0  = \$14 ;
-  assign \port$3479$0  = \$16 ;
+  assign \port$3549$0  = \$2 ;
+  assign \port$3551$0  = \$4 ;
+  assign \port$3553$0  = \$6 ;
+  assign \port$3555$0  = \$8 ;
+  assign \port$3557$0  = \$10 ;
+  assign \port$3559$0  = \$12 ;
+  assign \port$3561$0  = \$14 ;
+  assign \port$3563$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -16262,14 +16618,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, acc_mode, 
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$6487$0 (\$2820 ),
-    .\port$6489$0 (\$2821 ),
-    .\port$6491$0 (\$2822 ),
-    .\port$6493$0 (\$2823 ),
-    .\port$6495$0 (\$2824 ),
-    .\port$6497$0 (\$2825 ),
-    .\port$6499$0 (\$2826 ),
-    .\port$6501$0 (\$2827 ),
+    .\port$6571$0 (\$2820 ),
+    .\port$6573$0 (\$2821 ),
+    .\port$6575$0 (\$2822 ),
+    .\port$6577$0 (\$2823 ),
+    .\port$6579$0 (\$2824 ),
+    .\port$6581$0 (\$2825 ),
+    .\port$6583$0 (\$2826 ),
+    .\port$6585$0 (\$2827 ),
     .rst(rst)
   );
   always @* begin
@@ -17361,7 +17717,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1 (rst, b, a, step, flush, acc, acc_mode, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$6487$0 , \port$6489$0 , \port$6491$0 , \port$6493$0 , \port$6495$0 , \port$6497$0 , \port$6499$0 , \port$6501$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$6571$0 , \port$6573$0 , \port$6575$0 , \port$6577$0 , \port$6579$0 , \port$6581$0 , \port$6583$0 , \port$6585$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$5  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -17645,22 +18001,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$6487$0 , \port$6489
   wire en;
   (* init = 32'd17369921 *)
   wire [31:0] lfsr_state;
-  output \port$6487$0 ;
-  wire \port$6487$0 ;
-  output \port$6489$0 ;
-  wire \port$6489$0 ;
-  output \port$6491$0 ;
-  wire \port$6491$0 ;
-  output \port$6493$0 ;
-  wire \port$6493$0 ;
-  output \port$6495$0 ;
-  wire \port$6495$0 ;
-  output \port$6497$0 ;
-  wire \port$6497$0 ;
-  output \port$6499$0 ;
-  wire \port$6499$0 ;
-  output \port$6501$0 ;
-  wire \port$6501$0 ;
+  output \port$6571$0 ;
+  wire \port$6571$0 ;
+  output \port$6573$0 ;
+  wire \port$6573$0 ;
+  output \port$6575$0 ;
+  wire \port$6575$0 ;
+  output \port$6577$0 ;
+  wire \port$6577$0 ;
+  output \port$6579$0 ;
+  wire \port$6579$0 ;
+  output \port$6581$0 ;
+  wire \port$6581$0 ;
+  output \port$6583$0 ;
+  wire \port$6583$0 ;
+  output \port$6585$0 ;
+  wire \port$6585$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd17369921;
@@ -17824,14 +18180,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_0_1.lfsr (rst, en, \port$6487$0 , \port$6489
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$6487$0  = \$2 ;
-  assign \port$6489$0  = \$4 ;
-  assign \port$6491$0  = \$6 ;
-  assign \port$6493$0  = \$8 ;
-  assign \port$6495$0  = \$10 ;
-  assign \port$6497$0  = \$12 ;
-  assign \port$6499$0  = \$14 ;
-  assign \port$6501$0  = \$16 ;
+  assign \port$6571$0  = \$2 ;
+  assign \port$6573$0  = \$4 ;
+  assign \port$6575$0  = \$6 ;
+  assign \port$6577$0  = \$8 ;
+  assign \port$6579$0  = \$10 ;
+  assign \port$6581$0  = \$12 ;
+  assign \port$6583$0  = \$14 ;
+  assign \port$6585$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -23965,14 +24321,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, acc_mode, 
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$9509$0 (\$2820 ),
-    .\port$9511$0 (\$2821 ),
-    .\port$9513$0 (\$2822 ),
-    .\port$9515$0 (\$2823 ),
-    .\port$9517$0 (\$2824 ),
-    .\port$9519$0 (\$2825 ),
-    .\port$9521$0 (\$2826 ),
-    .\port$9523$0 (\$2827 ),
+    .\port$9593$0 (\$2820 ),
+    .\port$9595$0 (\$2821 ),
+    .\port$9597$0 (\$2822 ),
+    .\port$9599$0 (\$2823 ),
+    .\port$9601$0 (\$2824 ),
+    .\port$9603$0 (\$2825 ),
+    .\port$9605$0 (\$2826 ),
+    .\port$9607$0 (\$2827 ),
     .rst(rst)
   );
   always @* begin
@@ -25064,7 +25420,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0 (rst, step, a, b, flush, acc, acc_mode, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$9509$0 , \port$9511$0 , \port$9513$0 , \port$9515$0 , \port$9517$0 , \port$9519$0 , \port$9521$0 , \port$9523$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$9593$0 , \port$9595$0 , \port$9597$0 , \port$9599$0 , \port$9601$0 , \port$9603$0 , \port$9605$0 , \port$9607$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$7  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -25348,22 +25704,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$9509$0 , \port$9511
   wire en;
   (* init = 32'd135174 *)
   wire [31:0] lfsr_state;
-  output \port$9509$0 ;
-  wire \port$9509$0 ;
-  output \port$9511$0 ;
-  wire \port$9511$0 ;
-  output \port$9513$0 ;
-  wire \port$9513$0 ;
-  output \port$9515$0 ;
-  wire \port$9515$0 ;
-  output \port$9517$0 ;
-  wire \port$9517$0 ;
-  output \port$9519$0 ;
-  wire \port$9519$0 ;
-  output \port$9521$0 ;
-  wire \port$9521$0 ;
-  output \port$9523$0 ;
-  wire \port$9523$0 ;
+  output \port$9593$0 ;
+  wire \port$9593$0 ;
+  output \port$9595$0 ;
+  wire \port$9595$0 ;
+  output \port$9597$0 ;
+  wire \port$9597$0 ;
+  output \port$9599$0 ;
+  wire \port$9599$0 ;
+  output \port$9601$0 ;
+  wire \port$9601$0 ;
+  output \port$9603$0 ;
+  wire \port$9603$0 ;
+  output \port$9605$0 ;
+  wire \port$9605$0 ;
+  output \port$9607$0 ;
+  wire \port$9607$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd135174;
@@ -25527,14 +25883,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_0.lfsr (rst, en, \port$9509$0 , \port$9511
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$9509$0  = \$2 ;
-  assign \port$9511$0  = \$4 ;
-  assign \port$9513$0  = \$6 ;
-  assign \port$9515$0  = \$8 ;
-  assign \port$9517$0  = \$10 ;
-  assign \port$9519$0  = \$12 ;
-  assign \port$9521$0  = \$14 ;
-  assign \port$9523$0  = \$16 ;
+  assign \port$9593$0  = \$2 ;
+  assign \port$9595$0  = \$4 ;
+  assign \port$9597$0  = \$6 ;
+  assign \port$9599$0  = \$8 ;
+  assign \port$9601$0  = \$10 ;
+  assign \port$9603$0  = \$12 ;
+  assign \port$9605$0  = \$14 ;
+  assign \port$9607$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;
@@ -31668,14 +32024,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
     .choice(step[4:3]),
     .clk(clk),
     .en(en),
-    .\port$12531$0 (\$2820 ),
-    .\port$12533$0 (\$2821 ),
-    .\port$12535$0 (\$2822 ),
-    .\port$12537$0 (\$2823 ),
-    .\port$12539$0 (\$2824 ),
-    .\port$12541$0 (\$2825 ),
-    .\port$12543$0 (\$2826 ),
-    .\port$12545$0 (\$2827 ),
+    .\port$12615$0 (\$2820 ),
+    .\port$12617$0 (\$2821 ),
+    .\port$12619$0 (\$2822 ),
+    .\port$12621$0 (\$2823 ),
+    .\port$12623$0 (\$2824 ),
+    .\port$12625$0 (\$2825 ),
+    .\port$12627$0 (\$2826 ),
+    .\port$12629$0 (\$2827 ),
     .rst(rst)
   );
   always @* begin
@@ -32767,7 +33123,7 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1 (rst, b, a, step, flush, acc, acc_mode, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$12531$0 , \port$12533$0 , \port$12535$0 , \port$12537$0 , \port$12539$0 , \port$12541$0 , \port$12543$0 , \port$12545$0 , choice, clk);
+module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$12615$0 , \port$12617$0 , \port$12619$0 , \port$12621$0 , \port$12623$0 , \port$12625$0 , \port$12627$0 , \port$12629$0 , choice, clk);
   reg \$auto$verilog_backend.cc:2355:dump_module$9  = 0;
   wire [31:0] \$1 ;
   wire \$10 ;
@@ -33051,22 +33407,22 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$12531$0 , \port$125
   wire en;
   (* init = 32'd8398216 *)
   wire [31:0] lfsr_state;
-  output \port$12531$0 ;
-  wire \port$12531$0 ;
-  output \port$12533$0 ;
-  wire \port$12533$0 ;
-  output \port$12535$0 ;
-  wire \port$12535$0 ;
-  output \port$12537$0 ;
-  wire \port$12537$0 ;
-  output \port$12539$0 ;
-  wire \port$12539$0 ;
-  output \port$12541$0 ;
-  wire \port$12541$0 ;
-  output \port$12543$0 ;
-  wire \port$12543$0 ;
-  output \port$12545$0 ;
-  wire \port$12545$0 ;
+  output \port$12615$0 ;
+  wire \port$12615$0 ;
+  output \port$12617$0 ;
+  wire \port$12617$0 ;
+  output \port$12619$0 ;
+  wire \port$12619$0 ;
+  output \port$12621$0 ;
+  wire \port$12621$0 ;
+  output \port$12623$0 ;
+  wire \port$12623$0 ;
+  output \port$12625$0 ;
+  wire \port$12625$0 ;
+  output \port$12627$0 ;
+  wire \port$12627$0 ;
+  output \port$12629$0 ;
+  wire \port$12629$0 ;
   input rst;
   wire rst;
   reg [31:0] state = 32'd8398216;
@@ -33230,14 +33586,14 @@ module \mac_e4m3_sr_bf16_2x2_il8.pe_1_1.lfsr (rst, en, \port$12531$0 , \port$125
   end
   assign lfsr_state = state;
   assign bits = { \$16 , \$14 , \$12 , \$10 , \$8 , \$6 , \$4 , \$2  };
-  assign \port$12531$0  = \$2 ;
-  assign \port$12533$0  = \$4 ;
-  assign \port$12535$0  = \$6 ;
-  assign \port$12537$0  = \$8 ;
-  assign \port$12539$0  = \$10 ;
-  assign \port$12541$0  = \$12 ;
-  assign \port$12543$0  = \$14 ;
-  assign \port$12545$0  = \$16 ;
+  assign \port$12615$0  = \$2 ;
+  assign \port$12617$0  = \$4 ;
+  assign \port$12619$0  = \$6 ;
+  assign \port$12621$0  = \$8 ;
+  assign \port$12623$0  = \$10 ;
+  assign \port$12625$0  = \$12 ;
+  assign \port$12627$0  = \$14 ;
+  assign \port$12629$0  = \$16 ;
   assign { \$1 [31:8], \$1 [5], \$1 [2] } = 26'h0000000;
   assign { \$1 [7:6], \$1 [4:3], \$1 [1:0] } = { state[7:6], state[4:3], state[1:0] };
   assign { \$3 [31:7], \$3 [4], \$3 [1] } = 27'h0000000;

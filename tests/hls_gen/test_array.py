@@ -201,6 +201,20 @@ ARRAYS = {
         0.7,
         0.5,
     ),
+    # five PE rows: the buffer's shift crosses three registers (hls_gen.array.SHIFT_STAGES) and lands just before
+    # the row's next read
+    "5x2-e4m3-e6m9-sr6-il3-backpressure": (
+        ArrayConfig(a_format="e4m3", acc_format="e6m9", rounding="stochastic:6", rows=5, cols=2, interleave=3),
+        (2, 17, 4, 3),
+        0.9,
+        0.35,
+    ),
+    "4x1-e4m3-fp16-rne-il2-full-rate": (
+        ArrayConfig(a_format="e4m3", acc_format="fp16", rows=4, cols=1, interleave=2, pipeline=1),
+        (2, 11, 3, 2),
+        1.0,
+        1.0,
+    ),
     "1x1-e5m2-bf16-rne-il5-backpressure": (
         ArrayConfig(a_format="e5m2", acc_format="bf16", interleave=5),
         (2, 7, 6, 1),
@@ -323,6 +337,27 @@ def test_latency_is_the_manifests(rows: int, cols: int, pipeline: int, interleav
     want = interleave + (rows - 1) + (cols - 1) + pipeline + BUFFER_STAGES + 1
     assert latencies[0] == manifest["latency"]["last_beat_to_out_valid"] == want
     assert not mismatches(got.reshape(-1), reference(manifest, a, b).reshape(-1), dut.pe.acc_format)
+
+
+@pytest.mark.parametrize(("rows", "cols", "interleave"), [(2, 1, 2), (3, 2, 4)])
+def test_each_buffer_slot_has_a_kept_enable_of_its_own(rows: int, cols: int, interleave: int) -> None:
+    """With PE rows and several sums, no register drives a whole PE's buffer chain: slot ``l`` of PE ``(r, c)``
+    loads only under ``buffer_enable_{r}_{c}_{l}``, a kept register (nextpnr stretches a chain from its PE to the
+    output multiplexer; one enable per chain crossed the device on the 8 x 8 arrays)."""
+    from amaranth.back import verilog
+
+    config = ArrayConfig(a_format="e4m3", acc_format="fp16", rows=rows, cols=cols, pipeline=1, interleave=interleave)
+    text = verilog.convert(config.build(), name="top", emit_src=False)
+    kept = set(re.findall(r"\(\* keep = 32'd1 \*\)\s*reg (?:\[\d+:0\] )?(buffer_enable_\d+_\d+_\d+)\b", text))
+    slots = [(r, c, l) for r in range(rows) for c in range(cols) for l in range(interleave)]
+    assert kept == {f"buffer_enable_{r}_{c}_{l}" for r, c, l in slots}
+    for r, c, l in slots:
+        # Yosys writes each register's next value as an always @* block: a default, then its enable's branch
+        blocks = [b.split("end\n  end")[0] for b in text.split("always @*")]
+        blocks = [b for b in blocks if (first := re.search(r"=\s+(\w+);", b)) and first[1] == f"buffer_{r}_{c}_{l}"]
+        assert len(blocks) == 1, (r, c, l)
+        guards = set(re.findall(r"if \((\w+)\) begin", blocks[0])) - {"rst"}
+        assert guards == {f"buffer_enable_{r}_{c}_{l}"}, (r, c, l, guards)
 
 
 def test_properties() -> None:
