@@ -368,6 +368,9 @@ class MACArray(wiring.Component):
             return skewed
 
         a_in, b_in = edge("a"), edge("b")
+        # With several sums and several PE rows, each slot of a PE's buffer chain loads under a clock enable of its
+        # own (below).
+        slot_enables = sums > 1 and rows > 1
         flushes: list[list[tuple[Value, Value]]] = []  # PE (r, c)'s flush and flush_sum
         last_mode: Value | None = None  # the mode of the sums PE (R-1, C-1) flushes
         for r in range(rows):
@@ -385,9 +388,8 @@ class MACArray(wiring.Component):
                     m.d.comb += [pe.en.eq(1), pe.step.eq(step), pe.a.eq(a), pe.b.eq(b)]
                 # BUFFER_STAGES registers between each PE and its place in the buffer (hls_gen.spec says why). The
                 # load registers are kept apart: the first has the same input as the next PE's control register.
-                # With several sums in rows of PEs the buffer's slots take their last load stage as enables of their
-                # own (below); the last PE's is still needed to count the tile in.
-                slot_enables = sums > 1 and rows > 1
+                # With slot enables the slots take the last load stage as registers of their own (below); the last
+                # PE's is still needed to count the tile in.
                 load, flushed, flushed_mode = pe.flush, pe.flush_sum, pe.flush_mode if mac.mode_bits else None
                 for i in range(BUFFER_STAGES):
                     before = load
@@ -426,7 +428,7 @@ class MACArray(wiring.Component):
         taken = ring("taken")  # sums PE (R-1, C-1) has flushed of the incoming tile
         tile_in = Signal(name="tile_in")  # the tile's last sum is flushed: the buffer is full from the next cycle
         m.d.comb += tile_in.eq(last_flush & at(taken, sums - 1))
-        reads = _row_reads(m, rows, sums, tile_in, out.ready) if sums > 1 and rows > 1 else []
+        reads = _row_reads(m, rows, sums, tile_in, out.ready) if slot_enables else []
         # A read's shift takes effect shift_stages + 1 cycles later; row r is read again rows cycles later. Three
         # stages where the rows leave time: with two, the 8 x 8 e5m6 stochastic:8 array's critical path was a row's
         # read state (by the output) to a PE's first shift register (9.9 of 11.1 ns routing, 90.0 MHz).
@@ -434,17 +436,14 @@ class MACArray(wiring.Component):
         for r in range(rows):
             for c in range(cols):
                 pe_flush, pe_sum, pe_flush_before = flushes[r][c]
-                shift = C(0)  # with one sum per PE nothing shifts: each tile loads position 0 anew
-                if sums > 1 and rows == 1:  # read every cycle: the shift follows the read at once
-                    shift = take
-                elif sums > 1:  # registered: row r is read again rows cycles later
+                if slot_enables:  # registered: row r is read again rows cycles later
                     # Each PE's own registers (kept apart), set from its row's copy of the read state: one register
                     # per row driving cols * L sums, or one decode of the central row counter driving 64 PEs' shift
                     # registers, crossed the device in a cycle (the 8 x 8 array's critical path, 92.9 and 77.5 MHz).
-                    # Like the loads, the shift crosses BUFFER_STAGES registers where the row's next read leaves
-                    # time for it (the head must have shifted by then): with one, the 8 x 8 e5m6 stochastic:8
-                    # array's critical path was that register by the read state to the buffer's clock enable
-                    # across the device (10.3 ns of routing, 90.4 MHz).
+                    # Like the loads, the shift crosses several registers (shift_stages, the last the slots' enables)
+                    # where the row's next read leaves time for it (the head must have shifted by then): with one,
+                    # the 8 x 8 e5m6 stochastic:8 array's critical path was that register by the read state to the
+                    # buffer's clock enable across the device (10.3 ns of routing, 90.4 MHz).
                     shift = reads[r]
                     for i in range(shift_stages - 1):
                         shift = registered(m, None, shift, f"buffer_shift_{r}_{c}_{i}", keep=True)
@@ -459,10 +458,13 @@ class MACArray(wiring.Component):
                     for l in range(sums):
                         with m.If(enables[l]):
                             m.d.sync += buffer[r][c][l].eq(buffer[r][c][l + 1] if l < sums - 1 else pe_sum)
-                    continue
-                with m.If(pe_flush | shift):
-                    m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
-                    m.d.sync += buffer[r][c][-1].eq(pe_sum)
+                else:
+                    # one PE row is read every cycle: the shift follows the read at once; with one sum per PE
+                    # nothing shifts (each tile loads position 0 anew)
+                    shift = take if sums > 1 else C(0)
+                    with m.If(pe_flush | shift):
+                        m.d.sync += [buffer[r][c][l].eq(buffer[r][c][l + 1]) for l in range(sums - 1)]
+                        m.d.sync += buffer[r][c][-1].eq(pe_sum)
         if mac.mode_bits:  # a job's sums share its mode: the last PE's flushed sum gives the tile's
             tile_mode = Signal(mac.mode_bits, name="buffer_mode")
             with m.If(last_flush):

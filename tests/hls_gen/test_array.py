@@ -351,12 +351,14 @@ def test_each_buffer_slot_has_a_kept_enable_of_its_own(rows: int, cols: int, int
     kept = set(re.findall(r"\(\* keep = 32'd1 \*\)\s*reg (?:\[\d+:0\] )?(buffer_enable_\d+_\d+_\d+)\b", text))
     slots = [(r, c, l) for r in range(rows) for c in range(cols) for l in range(interleave)]
     assert kept == {f"buffer_enable_{r}_{c}_{l}" for r, c, l in slots}
+    # Yosys writes each register's next value as an always @* block: a default (the register itself), then its
+    # enable's branch
+    blocks = [b.split("end\n  end")[0] for b in text.split("always @*")]
+    defaults = [first[1] if (first := re.search(r"=\s+(\w+);", b)) else None for b in blocks]
     for r, c, l in slots:
-        # Yosys writes each register's next value as an always @* block: a default, then its enable's branch
-        blocks = [b.split("end\n  end")[0] for b in text.split("always @*")]
-        blocks = [b for b in blocks if (first := re.search(r"=\s+(\w+);", b)) and first[1] == f"buffer_{r}_{c}_{l}"]
-        assert len(blocks) == 1, (r, c, l)
-        guards = set(re.findall(r"if \((\w+)\) begin", blocks[0])) - {"rst"}
+        own = [b for b, default in zip(blocks, defaults) if default == f"buffer_{r}_{c}_{l}"]
+        assert len(own) == 1, (r, c, l)
+        guards = set(re.findall(r"if \((\w+)\) begin", own[0])) - {"rst"}
         assert guards == {f"buffer_enable_{r}_{c}_{l}"}, (r, c, l, guards)
 
 
